@@ -1,0 +1,18 @@
+"""Core's built-in plugin: core commands, executors, operators and macros.
+
+Registered through flux-core's own ``[project.entry-points.flux] core = ...`` so that core's parts
+take exactly the path a third party's do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flux.hookspecs import hookimpl
+
+
+@hookimpl
+def flux_commands() -> list[Any]:
+    from flux.cli.commands import core_commands
+
+    return core_commands()

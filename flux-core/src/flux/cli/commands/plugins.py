@@ -1,0 +1,33 @@
+"""``flux plugins``: what plugins were found and what each contributes."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+KIND_LABELS = ("hooks", "operators", "executors", "commands", "macros")
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins and what each contributes."""
+    from flux.plugins import get_plugin_manager
+
+    rows = get_plugin_manager().describe()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from flux.cli.table import render_table
+
+    table = []
+    for row in rows:
+        parts = [f"{kind}: {', '.join(row[kind])}" for kind in KIND_LABELS if row[kind]]
+        if row["status"] != "loaded":
+            parts.insert(0, f"{row['status'].upper()}: {row['error'] or ''}".strip())
+        table.append([row["name"], row["distribution"], row["version"], "\n".join(parts) or "-"])
+    click.echo(render_table(["name", "distribution", "version", "contributes"], table))
+
+
+COMMANDS = [plugins_command]
