@@ -1,0 +1,3 @@
+"""The bash plugin module: what flux-bash registers with Flux (entry point group ``flux``)."""
+
+from flux.hookspecs import hookimpl  # noqa: F401

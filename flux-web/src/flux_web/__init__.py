@@ -1,0 +1,1 @@
+"""Flux plugin: the web interface (Flask, served by waitress), started with ``flux webserver``."""
