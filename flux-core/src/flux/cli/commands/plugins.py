@@ -26,6 +26,7 @@ def plugins_command(as_json: bool) -> None:
         parts = [f"{kind}: {', '.join(row[kind])}" for kind in KIND_LABELS if row[kind]]
         if row["status"] != "loaded":
             parts.insert(0, f"{row['status'].upper()}: {row['error'] or ''}".strip())
+        parts.extend(f"CONFLICT: {problem}" for problem in row.get("problems", []))
         table.append([row["name"], row["distribution"], row["version"], "\n".join(parts) or "-"])
     click.echo(render_table(["name", "distribution", "version", "contributes"], table))
 
