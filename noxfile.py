@@ -24,15 +24,22 @@ PYTEST_ARGS = ("--timeout=300",)
 EXAMPLE_PLUGINS = ROOT / "examples" / "plugins"
 
 
+def _example_plugins() -> list[str]:
+    """The example plugin distributions' folders (examples/plugins/*/pyproject.toml), repo-relative."""
+    if not EXAMPLE_PLUGINS.is_dir():
+        return []
+    return [
+        path.relative_to(ROOT).as_posix()
+        for path in sorted(EXAMPLE_PLUGINS.iterdir())
+        if (path / "pyproject.toml").is_file()
+    ]
+
+
 def _local(*plugins: str, examples: bool = False) -> list[str]:
     """Editable-install arguments for flux-core, the named plugins and, optionally, example plugins."""
     folders = ["flux-core", *(f"flux-{name}" for name in plugins)]
-    if examples and EXAMPLE_PLUGINS.is_dir():
-        folders += [
-            str(path.relative_to(ROOT))
-            for path in sorted(EXAMPLE_PLUGINS.iterdir())
-            if (path / "pyproject.toml").is_file()
-        ]
+    if examples:
+        folders += _example_plugins()
     return [arg for folder in folders for arg in ("-e", f"./{folder}")]
 
 
@@ -87,9 +94,9 @@ for _name in PLUGINS:
 
 @nox.session(name="all")
 def all_(session: nox.Session) -> None:
-    """Every distribution and example plugin installed together, whole tests/ tree on SQLite."""
+    """Every distribution and example plugin installed together: tests/ and the examples' tests."""
     session.install(*_local(*PLUGINS, examples=True), *TEST_DEPS)
-    _pytest(session, "tests")
+    _pytest(session, "tests", *(f"{folder}/tests" for folder in _example_plugins()))
 
 
 @nox.session
