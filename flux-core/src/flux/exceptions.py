@@ -50,6 +50,10 @@ class InvalidConnectionURI(FluxError):
     """A connection URI could not be parsed."""
 
 
+class InvalidConnection(FluxError):
+    """A connection's fields are invalid (empty id, port out of range, extra not a JSON object...)."""
+
+
 class ConnectionExists(FluxError):
     """A connection with this id already exists."""
 
@@ -126,6 +130,10 @@ class TaskSkipped(FluxError):
 
 class TaskTimeout(FluxError):
     """The task ran longer than its execution_timeout."""
+
+
+class TaskKilled(FluxError):
+    """The running task was told to stop (SIGTERM, Ctrl-C, or its instance cleared or marked)."""
 
 
 class SensorTimeout(TaskFailed):
