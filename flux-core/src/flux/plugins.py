@@ -288,8 +288,9 @@ class FluxPluginManager:
         caller = getattr(self.pm.hook, hook_name, None)
         if caller is None:
             return []
-        # pluggy calls the last registered first; keep discovery order for stable listings.
-        return list(reversed(caller.get_hookimpls()))
+        # Registration (discovery) order, so the plugin found first owns a contested name; pluggy
+        # would call them in the reverse order.
+        return list(caller.get_hookimpls())
 
     def _collect(self, kind: str) -> _Collected:
         """Call every plugin's hook of ``kind`` once; a hook that raises marks its plugin broken."""
