@@ -77,7 +77,9 @@ def _empty_tables(url: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def flux_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_server_url: str | None) -> Iterator[Path]:
+def flux_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_server_url: str | None
+) -> Iterator[Path]:
     """A private FLUX_HOME and metadata database for the test; returns the FLUX_HOME path."""
     from flux import config, db, plugins
 
@@ -93,6 +95,8 @@ def flux_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_server_ur
     plugins.reset_plugin_manager()
     yield home
     if metadata_server_url:
+        config.reset_config()
+        monkeypatch.undo()  # the test may have left a broken flux.toml or environment behind
         _empty_tables(metadata_server_url)
     db.dispose_all()
     config.reset_config()

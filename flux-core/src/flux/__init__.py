@@ -24,7 +24,10 @@ _EXPORTS = {
     "TriggerRule": "flux.state",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # noqa: RUF022 - grouped as in _EXPORTS
+    "DAG", "BaseOperator", "BaseHook", "DbApiHook", "BaseExecutor", "BaseSensorOperator",
+    "hookimpl", "State", "TriggerRule",
+]
 
 if TYPE_CHECKING:
     from flux.baseoperator import BaseOperator

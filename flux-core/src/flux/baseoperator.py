@@ -39,7 +39,7 @@ Callback = Callable[[dict[str, Any]], None]
 _TASK_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _accepted_arguments(cls: type) -> frozenset[str]:
     """Every keyword the ``__init__`` methods along ``cls``'s MRO accept."""
     names: set[str] = set()
@@ -55,7 +55,7 @@ def _accepted_arguments(cls: type) -> frozenset[str]:
     return frozenset(names)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _positional_names(init: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(
         p.name for p in inspect.signature(init).parameters.values()

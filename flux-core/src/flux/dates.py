@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from flux.exceptions import InvalidDateError
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def as_utc(value: datetime | date | None) -> datetime | None:

@@ -78,7 +78,7 @@ def evaluate(ti: TaskInstance, task: BaseOperator, session: Any, now: datetime) 
     """Check every dependency of one task instance against the database."""
     from sqlalchemy import select
 
-    from flux.models import TaskInstance as TI
+    from flux.models import TaskInstance as TI  # noqa: N817 - reads better in queries
 
     if task.start_date is not None and ti.execution_date < task.start_date:
         return Readiness(WAIT, f"execution date is before the task's start_date {task.start_date}")

@@ -24,9 +24,9 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from flux.baseoperator import BaseOperator
     from flux.executors.base import BaseExecutor
     from flux.hooks.base import BaseHook
-    from flux.baseoperator import BaseOperator
     from flux.models.taskinstance import TaskInstance
 
 PROJECT_NAME = "flux"

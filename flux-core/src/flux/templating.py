@@ -38,7 +38,7 @@ def get_environment(dag: DAG | None) -> jinja2.Environment:
             loader=jinja2.FileSystemLoader(list(paths)),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
-            autoescape=False,  # noqa: S701 - rendering SQL and shell commands, not HTML
+            autoescape=False,
         )
         _environments[paths] = env
     return env

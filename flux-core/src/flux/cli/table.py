@@ -13,7 +13,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], *(len(line) for line in cell.split("\n")))
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=False)).rstrip()
 
     out = [line(headers), line(["-" * w for w in widths])]
     for row in cells:
