@@ -42,6 +42,7 @@ class TaskInstance(Base):
     pid: Mapped[int | None] = mapped_column(Integer)
     operator: Mapped[str | None] = mapped_column(String(1000))
     pool: Mapped[str | None] = mapped_column(String(256))
+    pool_slots: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     queue: Mapped[str | None] = mapped_column(String(256))
     priority_weight: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
     queued_at: Mapped[datetime | None] = mapped_column(UtcDateTime())

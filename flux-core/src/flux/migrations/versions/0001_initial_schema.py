@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 13:53:27.718765
+Create Date: 2026-11-25 14:01:22.953231
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    
+
     op.create_table('connection',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('conn_id', sa.String(length=250), nullable=False),
@@ -128,6 +128,7 @@ def upgrade() -> None:
     sa.Column('pid', sa.Integer(), nullable=True),
     sa.Column('operator', sa.String(length=1000), nullable=True),
     sa.Column('pool', sa.String(length=256), nullable=True),
+    sa.Column('pool_slots', sa.Integer(), nullable=False),
     sa.Column('queue', sa.String(length=256), nullable=True),
     sa.Column('priority_weight', sa.Integer(), nullable=False),
     sa.Column('queued_at', flux.models.base.UtcDateTime(), nullable=True),
@@ -160,11 +161,11 @@ def upgrade() -> None:
     sa.Column('timestamp', flux.models.base.UtcDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('dag_id', 'task_id', 'execution_date', 'key', name=op.f('pk_xcom'))
     )
-    
+
 
 
 def downgrade() -> None:
-    
+
     op.drop_table('xcom')
     op.drop_table('variable')
     with op.batch_alter_table('task_instance', schema=None) as batch_op:
@@ -192,4 +193,4 @@ def downgrade() -> None:
 
     op.drop_table('dag')
     op.drop_table('connection')
-    
+
