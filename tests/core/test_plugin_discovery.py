@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+
 from flux.exceptions import MissingPluginError, PluginError
 from flux.plugins import FluxPluginManager, get_plugin_manager
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 import pytest
+
 from flux.exceptions import MissingPluginError, PluginConflictError, PluginError
 from flux.hookspecs import hookimpl, hookspec
 from flux.plugins import (
@@ -161,6 +162,19 @@ def test_two_plugins_claiming_one_name_is_an_error_naming_both(kind: str) -> Non
             assert rows[plugin][kind] == [name]
             assert rows[plugin]["problems"] == [message]
     assert name not in get_plugin_manager().contributions(kind)
+
+
+def test_callers_that_must_keep_working_get_the_uncontested_names_and_the_conflicts() -> None:
+    Lone = operator_class("LoneOperator")
+    with registered("twin-a", "flux-twin-a", **_claiming("operators")), \
+            registered("twin-b", "flux-twin-b", **_claiming("operators")), \
+            registered("lone", "flux-lone", flux_operators=returning(Lone)) as manager:
+        usable, conflicts = manager.contributions_and_conflicts("operators")
+        assert usable["LoneOperator"].obj is Lone
+        assert "TwinOperator" not in usable
+        assert [type(c) for c in conflicts] == [PluginConflictError]
+        assert "flux-twin-a" in str(conflicts[0]) and "flux-twin-b" in str(conflicts[0])
+        assert manager.contributions_and_conflicts("hooks")[1] == []
 
 
 def test_a_plugin_command_clashing_with_a_core_command_names_flux_core() -> None:

@@ -330,6 +330,19 @@ class FluxPluginManager:
             raise _conflict_error(kind, *collected.conflicts[0])
         return collected.found
 
+    def contributions_and_conflicts(
+        self, kind: str
+    ) -> tuple[dict[str, Contribution], list[PluginConflictError]]:
+        """Like :meth:`contributions`, but never raises: for callers that must keep working.
+
+        A name two plugins claim is left out (which one to use is ambiguous) and its conflict
+        returned, so ``flux`` can still offer every other command and say what to fix.
+        """
+        collected = self._collect(kind)
+        contested = {first.name for first, _ in collected.conflicts}
+        usable = {name: c for name, c in collected.found.items() if name not in contested}
+        return usable, [_conflict_error(kind, *pair) for pair in collected.conflicts]
+
     def get(self, kind: str, name: str) -> Any:
         """The object registered under ``name``, or ``MissingPluginError`` saying what to install."""
         contribution = self.contributions(kind).get(name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+
 from flux.cli.main import cli
 from flux.plugins import get_plugin_manager, reset_plugin_manager
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flux.baseoperator import BaseOperator
-
 from flux_hello.macros import greet
 
 

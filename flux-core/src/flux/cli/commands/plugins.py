@@ -24,8 +24,10 @@ def plugins_command(as_json: bool) -> None:
     table = []
     for row in rows:
         parts = [f"{kind}: {', '.join(row[kind])}" for kind in KIND_LABELS if row[kind]]
-        if row["status"] != "loaded":
-            parts.insert(0, f"{row['status'].upper()}: {row['error'] or ''}".strip())
+        if row["status"] == "disabled":
+            parts.insert(0, "DISABLED (FLUX_DISABLED_PLUGINS)")
+        elif row["status"] != "loaded":
+            parts.insert(0, f"{row['status'].upper()}: {row['error']}")
         parts.extend(f"CONFLICT: {problem}" for problem in row.get("problems", []))
         table.append([row["name"], row["distribution"], row["version"], "\n".join(parts) or "-"])
     click.echo(render_table(["name", "distribution", "version", "contributes"], table))
