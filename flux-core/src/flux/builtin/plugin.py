@@ -16,3 +16,10 @@ def flux_commands() -> list[Any]:
     from flux.cli.commands import core_commands
 
     return core_commands()
+
+
+@hookimpl
+def flux_operators() -> list[Any]:
+    from flux.builtin.operators import DummyOperator, EmptyOperator, FileSensor, PythonOperator
+
+    return [PythonOperator, EmptyOperator, DummyOperator, FileSensor]
