@@ -117,6 +117,14 @@ class XComError(FluxError):
     """An XCom value is not JSON-serializable or is too large."""
 
 
+class DagRunExists(FluxError):
+    """A DAG run already exists for this DAG and execution date (or run_id)."""
+
+
+class InvalidDagRunConf(FluxError):
+    """The ``conf`` given for a DAG run is not a JSON object."""
+
+
 # --- running tasks -------------------------------------------------------------------------------
 
 
