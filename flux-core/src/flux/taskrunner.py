@@ -52,6 +52,8 @@ class RunOptions:
     test_mode: bool = False
     #: the state the caller (an executor) expects the instance in; None = any runnable state
     expect_state: Any = None
+    #: the try count the caller expects before this try (fencing against redelivered requests)
+    expect_try: int | None = None
     job_id: int | None = None
     dag_run_conf: dict[str, Any] | None = None
     run_id: str | None = None
@@ -114,9 +116,11 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
                        f"(pid {ti.pid} on {ti.hostname})")
             logger.info(message)
             return RunResult(ti.state, ti.try_number, ran=False, message=message)
-        if options.expect_state is not None and previous_state != options.expect_state:
+        if (options.expect_state is not None and previous_state != options.expect_state) or (
+                options.expect_try is not None and previous_try != options.expect_try):
             message = (f"Task instance {task!r} for {display(execution_date)} is {previous_state}, "
-                       f"not {options.expect_state}: someone else handled it")
+                       f"try {previous_try}, not {options.expect_state} at try {options.expect_try}: "
+                       "someone else handled it")
             logger.info(message)
             return RunResult(ti.state, ti.try_number, ran=False, message=message)
         if not options.ignore_dependencies and not options.mark_success:

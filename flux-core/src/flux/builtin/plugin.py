@@ -23,3 +23,11 @@ def flux_operators() -> list[Any]:
     from flux.builtin.operators import DummyOperator, EmptyOperator, FileSensor, PythonOperator
 
     return [PythonOperator, EmptyOperator, DummyOperator, FileSensor]
+
+
+@hookimpl
+def flux_executors() -> list[Any]:
+    from flux.builtin.local_executor import LocalExecutor
+    from flux.builtin.sequential_executor import SequentialExecutor
+
+    return [LocalExecutor, SequentialExecutor]
