@@ -118,11 +118,11 @@ class DagBag:
                 f"DagImportError: importing {path} took longer than {self.import_timeout:g} s "
                 "([core] dagbag_import_timeout)"
             )
-            log.error("Failed to import %s: timed out after %g s", path, self.import_timeout)
+            log.info("Failed to import %s: timed out after %g s", path, self.import_timeout)
             return
         except (Exception, SystemExit) as exc:
             self.import_errors[path] = _format_error(exc, path)
-            log.error("Failed to import %s: %s: %s", path, type(exc).__name__, exc)
+            log.info("Failed to import %s: %s: %s", path, type(exc).__name__, exc)
             return
         self._bag_module(path, module)
 
@@ -177,7 +177,7 @@ class DagBag:
                     message = (f"DAG id {dag.dag_id!r} is defined in both {existing.fileloc} "
                                f"and {path}")
                     self.import_errors[path] = f"{DuplicateDagIdError.__name__}: {message}"
-                    log.error("Failed to import %s: %s", path, message)
+                    log.info("Failed to import %s: %s", path, message)
                     return
             adopted.append((dag, own))
         for dag_id in replaced:
