@@ -152,6 +152,23 @@ def test_a_plugin_that_fails_to_import_is_marked_and_the_others_load(
         manager.get("operators", "WhateverOperator")
 
 
+def test_an_attribute_lookup_names_the_plugins_not_loaded(
+    site: FakeSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flux.operators
+
+    site.plugin("flux-broken", "0.1", "broken", "raise ValueError('bad config')\n")
+    site.plugin("flux-off", "0.1", "off", OPERATOR_PLUGIN)
+    monkeypatch.setenv("FLUX_DISABLED_PLUGINS", "off")
+    with pytest.raises(AttributeError) as caught:
+        flux.operators.FakeOperator  # noqa: B018
+    message, _, listed = str(caught.value).partition("; plugins not loaded (see 'flux plugins'): ")
+    assert message.startswith("module 'flux.operators' has no attribute 'FakeOperator'")
+    for fragment in ("broken (flux-broken, error)", "off (flux-off, disabled)"):
+        assert fragment in listed
+    assert listed.count("(") == 2
+
+
 def test_a_misspelled_hook_found_through_an_entry_point(site: FakeSite) -> None:
     site.plugin("flux-typo", "1.0", "typo", """
         from flux.hookspecs import hookimpl

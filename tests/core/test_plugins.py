@@ -337,13 +337,17 @@ def test_state_change_listeners_are_called_and_a_failing_one_is_only_logged(
     def failing(ti: Any, previous: Any, state: Any) -> None:
         raise RuntimeError("chat server down")
 
+    def terse(state: Any, ti: Any) -> None:  # any subset of the arguments, in any order
+        seen.append(("terse", state, ti))
+
     recorder = {"flux_task_instance_state_changed": flux_task_instance_state_changed}
     with registered("recorder", "flux-recorder", **recorder), \
-            registered("noisy", "flux-noisy", flux_task_instance_state_changed=failing) as manager:
+            registered("noisy", "flux-noisy", flux_task_instance_state_changed=failing), \
+            registered("terse", "flux-terse", flux_task_instance_state_changed=terse) as manager:
         with caplog.at_level(logging.ERROR, logger="flux.plugins"):
             manager.call_listeners("flux_task_instance_state_changed", ti="ti", previous="running",
                                    state="success")
-    assert seen == [("ti", "running", "success")]
+    assert seen == [("ti", "running", "success"), ("terse", "success", "ti")]
     assert "listener flux_task_instance_state_changed of plugin 'noisy' failed" in caplog.text
     assert "chat server down" in caplog.text
 

@@ -378,7 +378,8 @@ class FluxPluginManager:
 
         for impl in self._impls(hook_name):
             try:
-                impl.function(**kwargs)
+                # Like pluggy, pass only the arguments an implementation names (a subset is fine).
+                impl.function(*(kwargs[name] for name in impl.argnames))
             except Exception:
                 logging.getLogger(__name__).exception(
                     "listener %s of plugin %r failed", hook_name, impl.plugin_name
@@ -498,9 +499,12 @@ def resolve_attribute(namespace: str, kind: str, name: str, core_names: dict[str
         return obj
     if name in KNOWN_PROVIDERS:
         raise missing(kind, name, [], manager.plugins.values())
+    unavailable = [f"{info.name} ({info.distribution}, {info.status})"
+                   for info in manager.plugins.values() if info.status != "loaded"]
     raise AttributeError(
         f"module {namespace!r} has no attribute {name!r}; "
         f"installed {kind}: {', '.join(sorted(_class_names(manager, kind))) or 'none'}"
+        + (f"; plugins not loaded (see 'flux plugins'): {', '.join(unavailable)}" if unavailable else "")
     )
 
 
