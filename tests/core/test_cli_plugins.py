@@ -104,6 +104,29 @@ def test_table_shows_a_registered_plugins_parts_on_its_own_lines() -> None:
     assert lines[start + 1].split() == ["macros:", "widget"]
 
 
+def test_a_long_list_is_folded_and_sorted() -> None:
+    names = [f"Long{i:02d}TransferOperator" for i in range(12, 0, -1)]
+    plugin = types.SimpleNamespace(flux_operators=hookimpl(lambda: [type(n, (), {}) for n in names]))
+    manager = get_plugin_manager()
+    manager.register(plugin, PluginInfo("many", "tests.many", "flux-many", "1.0"))
+    try:
+        code, output = invoke("plugins")
+    finally:
+        manager.unregister("many")
+    assert code == 0, output
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("many "))
+    column = lines[start].index("operators:")
+    block = [lines[start][column:]]
+    for line in lines[start + 1:]:
+        if line[:column].strip() or not line[column:].startswith(" " * len("operators: ")):
+            break
+        block.append(line[column:])
+    assert len(block) > 1 and all(len(line) <= 72 for line in block)
+    listed = " ".join(block).removeprefix("operators: ").replace(",", " ").split()
+    assert listed == sorted(names)
+
+
 def test_json_is_a_list_of_plugins_for_machines() -> None:
     code, output = invoke("plugins", "--json")
     assert code == 0, output

@@ -422,6 +422,9 @@ class FluxPluginManager:
                 for info in (first.plugin, second.plugin):
                     if message not in rows[id(info)]["problems"]:
                         rows[id(info)]["problems"].append(message)
+        for row in rows.values():
+            for kind in KINDS:
+                row[kind].sort()
         return list(rows.values())
 
 

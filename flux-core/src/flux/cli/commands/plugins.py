@@ -23,7 +23,7 @@ def plugins_command(as_json: bool) -> None:
 
     table = []
     for row in rows:
-        parts = [f"{kind}: {', '.join(row[kind])}" for kind in KIND_LABELS if row[kind]]
+        parts = [_wrapped(kind, row[kind]) for kind in KIND_LABELS if row[kind]]
         if row["status"] == "disabled":
             parts.insert(0, "DISABLED (FLUX_DISABLED_PLUGINS)")
         elif row["status"] != "loaded":
@@ -31,6 +31,16 @@ def plugins_command(as_json: bool) -> None:
         parts.extend(f"CONFLICT: {problem}" for problem in row.get("problems", []))
         table.append([row["name"], row["distribution"], row["version"], "\n".join(parts) or "-"])
     click.echo(render_table(["name", "distribution", "version", "contributes"], table))
+
+
+def _wrapped(kind: str, names: list[str], width: int = 72) -> str:
+    """``kind: a, b, c`` folded under its first name when long."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(
+        f"{kind}: {', '.join(names)}", width=width, subsequent_indent=" " * (len(kind) + 2),
+        break_long_words=False, break_on_hyphens=False,
+    ))
 
 
 COMMANDS = [plugins_command]
