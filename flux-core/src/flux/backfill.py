@@ -252,7 +252,15 @@ class BackfillJob:
         for key in wanted:
             if self.states.get(key) not in DONE:
                 self.unfinished_by_date[key[2]] += 1
-        self.candidates: set[TaskKey] = {k for k in wanted if self.states.get(k) not in DONE}
+        self.candidates: set[TaskKey] = set()
+        self.parked: dict[datetime, set[TaskKey]] = defaultdict(set)
+        for key in wanted:
+            if self.states.get(key) not in DONE:
+                self.parked[key[2]].add(key)
+        self.active: set[datetime] = set()
+        self._activate_dates()
+        self.ready: list[tuple[tuple[int, datetime, int], TaskKey]] = []
+        self.in_ready: set[TaskKey] = set()
         self.retry_heap: list[tuple[datetime, TaskKey]] = []
         self.wanted = set(wanted)
         last_beat = utcnow()
@@ -260,7 +268,7 @@ class BackfillJob:
             now = utcnow()
             self._schedule(now)
             self.progress.update(self._done_count(), self._counts())
-            if not self.executor.has_work:
+            if not self.executor.has_work and not self.ready:
                 if self.retry_heap:
                     wait = (self.retry_heap[0][0] - now).total_seconds()
                     if wait > 0:
@@ -305,16 +313,25 @@ class BackfillJob:
             return
         if previous not in DONE and state in DONE:
             self.unfinished_by_date[key[2]] -= 1
+            if self.unfinished_by_date[key[2]] == 0:
+                self._activate_dates()
         task = self.dag.get_task(key[1])
         for down in task.downstream_task_ids:
             down_key = (key[0], down, key[2])
             if down_key in self.wanted:
-                self.candidates.add(down_key)
+                self._consider(down_key)
         following = self.dag.following_date(key[2])
         if following is not None and (key[0], key[1], following) in self.wanted:
-            self.candidates.add((key[0], key[1], following))
+            self._consider((key[0], key[1], following))
         if state in RUNNABLE:
+            self._consider(key)
+
+    def _consider(self, key: TaskKey) -> None:
+        """Look at ``key`` again at the next scheduling pass (or once its date becomes active)."""
+        if key[2] in self.active:
             self.candidates.add(key)
+        else:
+            self.parked[key[2]].add(key)
 
     def _on_event(self, event: TaskEvent) -> None:
         state = event.state
@@ -336,10 +353,12 @@ class BackfillJob:
                     self.next_try[event.key] = ti.next_try_at
         self._set_state(event.key, state)
 
-    def _active_dates(self) -> set[datetime]:
-        """The first ``max_active_runs`` dates with unfinished work (older dates first)."""
+    def _activate_dates(self) -> None:
+        """Keep the first ``max_active_runs`` dates with unfinished work active (older first)."""
         active = [d for d in self.dates if self.unfinished_by_date.get(d, 0) > 0]
-        return set(active[: self.dag.max_active_runs])
+        self.active = set(active[: self.dag.max_active_runs])
+        for when in self.active:
+            self.candidates.update(self.parked.pop(when, ()))
 
     def _schedule(self, now: datetime) -> None:
         """Decide every candidate: queue what may run, settle what never will, park the rest."""
@@ -348,65 +367,68 @@ class BackfillJob:
         while self.retry_heap and self.retry_heap[0][0] <= now:
             _, key = heapq.heappop(self.retry_heap)
             self.candidates.add(key)
-        if not self.candidates:
-            return
-        active_dates = self._active_dates()
-        ready: list[TaskKey] = []
+        ready_now: list[TaskKey] = []
         settle: list[tuple[TaskKey, str]] = []
-        for key in list(self.candidates):
+        for key in self.candidates:
             state = self.states.get(key)
             if state not in RUNNABLE:
-                self.candidates.discard(key)
                 continue
-            if key[2] not in active_dates:
-                continue  # stays a candidate until its date becomes active
             task = self.dag.get_task(key[1])
             if state in (State.UP_FOR_RETRY, State.UP_FOR_RESCHEDULE):
                 due = self.next_try.get(key)
                 if due is not None and due > now:
                     heapq.heappush(self.retry_heap, (due, key))
-                    self.candidates.discard(key)
                     continue
             if task.depends_on_past and not self._past_done(task, key):
-                self.candidates.discard(key)
                 continue
             outcome = trigger_rule_outcome(
                 task.trigger_rule,
                 [self.states.get((key[0], up, key[2])) for up in task.upstream_task_ids])
-            self.candidates.discard(key)
             if outcome == RUN:
-                ready.append(key)
+                ready_now.append(key)
             elif outcome != WAIT:
                 settle.append((key, outcome))
+        self.candidates = set()
         if settle:
             self._settle(settle)
-        if ready:
-            ready.sort(key=lambda k: (-self.dag.get_task(k[1]).priority_weight, k[2], self.order[k[1]]))
-            ready = self._within_limits(ready)
-            if ready:
+        for key in ready_now:
+            if key in self.in_ready:
+                continue
+            self.in_ready.add(key)
+            task = self.dag.get_task(key[1])
+            heapq.heappush(self.ready, ((-task.priority_weight, key[2], self.order[key[1]]), key))
+        if self.ready:
+            chosen = self._within_limits()
+            if chosen:
                 with session_scope() as session:
-                    queued = self._mark_queued(session, ready)
+                    queued = self._mark_queued(session, chosen)
                 for key in queued:
                     self.executor.queue_task(self._request(key))
 
-    def _within_limits(self, ready: list[TaskKey]) -> list[TaskKey]:
-        """Cut ``ready`` to the executor's free slots and the pools' free slots."""
+    def _within_limits(self) -> list[TaskKey]:
+        """Take from the ready queue what fits the executor's and the pools' free slots."""
         slots = self.executor.open_slots - len(self.executor.pending)
         chosen: list[TaskKey] = []
+        held_back: list[tuple[tuple[int, datetime, int], TaskKey]] = []
         pool_free: dict[str, int] | None = None
-        for key in ready:
-            if len(chosen) >= slots:
-                self.candidates.add(key)
+        while self.ready and len(chosen) < slots:
+            item = heapq.heappop(self.ready)
+            key = item[1]
+            self.in_ready.discard(key)
+            if self.states.get(key) not in RUNNABLE:
                 continue
             task = self.dag.get_task(key[1])
             if task.pool:
                 if pool_free is None:
                     pool_free = self._pool_free()
                 if pool_free.get(task.pool, 0) < task.pool_slots:
-                    self.candidates.add(key)
+                    held_back.append(item)
                     continue
                 pool_free[task.pool] -= task.pool_slots
             chosen.append(key)
+        for item in held_back:
+            self.in_ready.add(item[1])
+            heapq.heappush(self.ready, item)
         return chosen
 
     def _pool_free(self) -> dict[str, int]:

@@ -38,16 +38,27 @@ def ds_format(ds: str, input_format: str, output_format: str) -> str:
     return _datetime.datetime.strptime(ds, input_format).strftime(output_format)
 
 
+#: (the plugin registry it was built from, the namespace); rebuilt when plugins change
+_namespaces: dict[str, tuple[object, SimpleNamespace]] = {}
+
+
 def build_namespace(extra: dict[str, Any] | None = None) -> SimpleNamespace:
     """The ``macros`` object of a template context: core helpers, plugin namespaces, ``extra``."""
     from flux.plugins import get_plugin_manager
 
+    manager = get_plugin_manager()
+    registry = getattr(manager, "_registry", None)
+    cached = _namespaces.get("current")
+    if not extra and cached is not None and cached[0] is registry:
+        return cached[1]
     namespace = SimpleNamespace(
         datetime=datetime, timedelta=timedelta, random=random, uuid=uuid, time=time,
         ds_add=ds_add, ds_format=ds_format,
     )
-    for name, value in get_plugin_manager().macros().items():
+    for name, value in manager.macros().items():
         setattr(namespace, name, value)
     for name, value in (extra or {}).items():
         setattr(namespace, name, value)
+    if not extra:
+        _namespaces["current"] = (registry, namespace)
     return namespace

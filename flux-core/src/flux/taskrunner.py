@@ -158,9 +158,10 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
             message = f"{task!r} for {display(execution_date)} was claimed by another process"
             logger.info(message)
             return RunResult(None, previous_try, ran=False, message=message)
-        from flux import xcom
+        if previous_try > 0:  # an earlier try may have left values behind
+            from flux import xcom
 
-        xcom.clear(session, ti.dag_id, ti.task_id, ti.execution_date)
+            xcom.clear(session, ti.dag_id, ti.task_id, ti.execution_date)
     return _execute_try(ti, task, options, previous_state)
 
 
@@ -378,56 +379,92 @@ class _Deadline:
 
 
 class _Heartbeat:
-    """Refresh the instance's heartbeat while it runs; stop the task if someone else changed it."""
+    """Refresh the running instance's heartbeat; stop the task if someone else changed it.
+
+    One daemon thread per process serves every try the process runs (a worker runs thousands):
+    starting a thread per try would cost more than a small task itself.
+    """
+
+    _lock = threading.Lock()
+    _thread: threading.Thread | None = None
+    _current: tuple[TaskInstance, int | None, bool] | None = None
+    _wake = threading.Event()
 
     def __init__(self, ti: TaskInstance) -> None:
-        from flux.config import get_config
-
         self.ti = ti
-        self.interval = float(get_config().get("scheduler", "heartbeat_seconds", 5.0))
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.main_ident = threading.current_thread().ident
-        self.in_main = threading.current_thread() is threading.main_thread()
 
     def __enter__(self) -> _Heartbeat:
-        self.thread = threading.Thread(target=self._beat, name="flux-heartbeat", daemon=True)
-        self.thread.start()
+        cls = type(self)
+        in_main = threading.current_thread() is threading.main_thread()
+        with cls._lock:
+            cls._current = (self.ti, threading.current_thread().ident, in_main)
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._beat, name="flux-heartbeat", daemon=True)
+                cls._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join()
+        with type(self)._lock:
+            type(self)._current = None
 
-    def _beat(self) -> None:
+    @classmethod
+    def _beat(cls) -> None:
+        from flux.config import get_config
+
+        interval = float(get_config().get("scheduler", "heartbeat_seconds", 5.0))
+        watched: TaskInstance | None = None
+        while True:
+            time.sleep(interval)
+            with cls._lock:
+                current = cls._current
+            if current is None:
+                watched = None
+                continue
+            ti, ident, in_main = current
+            if ti is not watched:  # a try that started since the last beat wrote its own heartbeat
+                watched = ti
+                continue
+            if not cls._still_running(ti):
+                with cls._lock:
+                    if cls._current is not current:
+                        continue
+                logger.warning("The task instance is no longer running as this try (cleared, "
+                               "marked or taken over): stopping the task")
+                if in_main and ident is not None:
+                    signal.pthread_kill(ident, signal.SIGUSR1)
+                watched = None
+
+    @classmethod
+    def _after_fork(cls) -> None:
+        # the parent's thread does not exist in a forked child, and its lock may be held
+        cls._lock = threading.Lock()
+        cls._thread = None
+        cls._current = None
+
+    @staticmethod
+    def _still_running(ti: TaskInstance) -> bool:
         from sqlalchemy import update
 
         from flux.db import session_scope
         from flux.models import TaskInstance
 
-        ti = self.ti
-        while not self.stop.wait(self.interval):
-            try:
-                with session_scope() as session:
-                    count = session.execute(
-                        update(TaskInstance)
-                        .where(TaskInstance.dag_id == ti.dag_id, TaskInstance.task_id == ti.task_id,
-                               TaskInstance.execution_date == ti.execution_date,
-                               TaskInstance.try_number == ti.try_number,
-                               TaskInstance.state == State.RUNNING)
-                        .values(heartbeat=utcnow())
-                        .execution_options(synchronize_session=False)
-                    ).rowcount
-            except FluxError as exc:  # database away for a moment: try again next beat
-                logger.warning("heartbeat failed: %s", exc)
-                continue
-            if count == 0 and not self.stop.is_set():
-                logger.warning("The task instance is no longer running as this try (cleared, "
-                               "marked or taken over): stopping the task")
-                if self.in_main and self.main_ident is not None:
-                    signal.pthread_kill(self.main_ident, signal.SIGUSR1)
-                return
+        try:
+            with session_scope() as session:
+                return bool(session.execute(
+                    update(TaskInstance)
+                    .where(TaskInstance.dag_id == ti.dag_id, TaskInstance.task_id == ti.task_id,
+                           TaskInstance.execution_date == ti.execution_date,
+                           TaskInstance.try_number == ti.try_number,
+                           TaskInstance.state == State.RUNNING)
+                    .values(heartbeat=utcnow())
+                    .execution_options(synchronize_session=False)
+                ).rowcount)
+        except FluxError as exc:  # database away for a moment: try again next beat
+            logger.warning("heartbeat failed: %s", exc)
+            return True
+
+
+os.register_at_fork(after_in_child=_Heartbeat._after_fork)
 
 
 def _run_test_mode(task: BaseOperator, execution_date: datetime, options: RunOptions) -> RunResult:

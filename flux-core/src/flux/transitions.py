@@ -8,9 +8,10 @@ the change is committed, never for a rolled-back one.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import event, update
+from sqlalchemy import bindparam, event, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -26,18 +27,16 @@ def transition(session: Session, ti: TaskInstance, state: str | None, *, expect_
 
     Returns False, changing nothing, when another process changed the row first.
     """
-    stmt = update(TaskInstance).where(
-        TaskInstance.dag_id == ti.dag_id,
-        TaskInstance.task_id == ti.task_id,
-        TaskInstance.execution_date == ti.execution_date,
-    )
-    if expect_state is not ANY:
-        column = TaskInstance.state
-        stmt = stmt.where(column.is_(None) if expect_state is None else column == expect_state)
-    if expect_try is not ANY:
-        stmt = stmt.where(TaskInstance.try_number == expect_try)
     values["state"] = state
-    result = session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+    state_check = "any" if expect_state is ANY else "null" if expect_state is None else "value"
+    stmt = _statement(tuple(sorted(values)), state_check, expect_try is not ANY)
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(k_dag_id=ti.dag_id, k_task_id=ti.task_id, k_execution_date=ti.execution_date)
+    if state_check == "value":
+        params["e_state"] = expect_state
+    if expect_try is not ANY:
+        params["e_try"] = expect_try
+    result = session.execute(stmt, params)
     if result.rowcount == 0:
         return False
     previous = ti.state
@@ -46,6 +45,25 @@ def transition(session: Session, ti: TaskInstance, state: str | None, *, expect_
     if previous != state:
         session.info.setdefault(_PENDING_KEY, []).append((ti, previous, state))
     return True
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(names: tuple[str, ...], state_check: str, check_try: bool) -> Any:
+    """A guarded UPDATE, built once per shape: the hot path only binds values."""
+    table = TaskInstance.__table__
+    columns = table.c
+    stmt = update(table).where(
+        columns.dag_id == bindparam("k_dag_id"),
+        columns.task_id == bindparam("k_task_id"),
+        columns.execution_date == bindparam("k_execution_date"),
+    )
+    if state_check == "null":
+        stmt = stmt.where(columns.state.is_(None))
+    elif state_check == "value":
+        stmt = stmt.where(columns.state == bindparam("e_state"))
+    if check_try:
+        stmt = stmt.where(columns.try_number == bindparam("e_try"))
+    return stmt.values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
 
 
 def record_new(session: Session, ti: TaskInstance) -> None:
