@@ -174,13 +174,14 @@ def _alembic_config(engine: Engine) -> Any:
 
 def upgrade(engine: Engine | None = None, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision``."""
+    import logging
+
+    # Alembic narrates every step at INFO (some on import); a user's basicConfig(level=DEBUG)
+    # should not show that.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     from alembic import command
 
     engine = engine or get_engine(migrate=False)
-    import logging
-
-    # Alembic narrates every step at INFO; a user's basicConfig(level=DEBUG) should not show that.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         command.upgrade(_alembic_config(engine), revision)
     except OperationalError as exc:

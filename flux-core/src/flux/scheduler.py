@@ -1,0 +1,520 @@
+"""The scheduler (``flux scheduler``, alias ``flux master``): the long-running loop.
+
+Each pass: pick up new, changed and deleted DAG files; create the runs whose schedule interval
+has passed; start manually triggered runs; queue the task instances that are ready; settle runs
+whose instances all ended; and fail or retry instances whose process died (zombies). A pass reads
+only *active* runs and their instances (by index on state), so it costs the same with a million
+finished instances in the database as with none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from flux.dag import DAG
+from flux.dagbag import DagBag
+from flux.dates import as_utc, utcnow
+from flux.deps import RUN, WAIT, trigger_rule_outcome
+from flux.exceptions import FluxError, SchedulerError
+from flux.executors.base import BaseExecutor, TaskEvent, TaskKey, TaskRequest, handle_lost_try
+from flux.state import DagRunState, State
+
+log = logging.getLogger(__name__)
+
+RUNNABLE = frozenset({None, State.SCHEDULED, State.UP_FOR_RETRY, State.UP_FOR_RESCHEDULE})
+
+
+class DagFolder:
+    """The DAG folder (or file), re-imported file by file when files change."""
+
+    def __init__(self, path: str | None) -> None:
+        from flux.config import get_config
+
+        self.path = os.path.abspath(os.path.expanduser(path or str(get_config().dags_folder)))
+        if not os.path.exists(self.path):
+            raise SchedulerError(f"DAG folder {self.path} does not exist")
+        self.stats: dict[str, tuple[int, int]] = {}
+        self.bags: dict[str, DagBag] = {}
+        self.dags: dict[str, DAG] = {}
+
+    def _files(self) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        paths = [self.path] if os.path.isfile(self.path) else []
+        if not paths:
+            for root, dirs, files in os.walk(self.path, followlinks=True):
+                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
+                paths.extend(os.path.join(root, n) for n in sorted(files)
+                             if n.endswith(".py") and not n.startswith("."))
+        for path in paths:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            found[path] = (stat.st_mtime_ns, stat.st_size)
+        return found
+
+    def refresh(self) -> bool:
+        """Re-import changed files, forget deleted ones, sync to the database. True if anything changed."""
+        from flux.db import session_scope
+        from flux.models import DagModel, ImportErrorRecord
+
+        current = self._files()
+        changed = [p for p, st in current.items() if self.stats.get(p) != st]
+        deleted = [p for p in self.stats if p not in current]
+        if not changed and not deleted:
+            return False
+        for path in changed:
+            self.bags[path] = DagBag(path)
+        for path in deleted:
+            self.bags.pop(path, None)
+        self.stats = current
+        # one dag_id, two files: the first file (in path order) keeps it
+        self.dags = {}
+        owners: dict[str, str] = {}
+        for path in sorted(self.bags):
+            bag = self.bags[path]
+            for dag_id in list(bag.dags):
+                if dag_id in owners:
+                    bag.import_errors[path] = (f"DuplicateDagIdError: DAG {dag_id!r} is defined in "
+                                               f"{owners[dag_id]} and in {path}")
+                    del bag.dags[dag_id]
+                    continue
+                owners[dag_id] = path
+                self.dags[dag_id] = bag.dags[dag_id]
+        with session_scope() as session:
+            for path in changed:
+                self.bags[path].sync_to_db(session)
+            for path in deleted:
+                for row in session.execute(select(DagModel).where(DagModel.fileloc == path)).scalars():
+                    row.is_active = False
+                for row in session.execute(select(ImportErrorRecord).where(
+                        ImportErrorRecord.filename == path)).scalars():
+                    session.delete(row)
+        return True
+
+
+class Scheduler:
+    """Creates runs, queues ready task instances and watches them until they end.
+
+    :param subdir: DAG file or folder (default ``[core] dags_folder``).
+    :param dag_id: only schedule this DAG.
+    :param num_runs: stop after this many passes (tests; default: run until SIGTERM).
+    """
+
+    job_type = "scheduler"
+
+    def __init__(self, subdir: str | None = None, dag_id: str | None = None,
+                 executor: str | BaseExecutor | None = None, parallelism: int | None = None,
+                 num_runs: int | None = None, loop_interval: float | None = None) -> None:
+        from flux.config import get_config
+        from flux.executors.factory import make_executor
+
+        config = get_config()
+        self.folder = DagFolder(subdir)
+        self.only_dag_id = dag_id
+        self.executor = make_executor(executor, parallelism)
+        self.num_runs = num_runs
+        self.loop_interval = float(loop_interval if loop_interval is not None
+                                   else config.get("scheduler", "loop_interval", 1.0))
+        self.heartbeat_seconds = float(config.get("scheduler", "heartbeat_seconds", 5.0))
+        self.zombie_threshold = float(config.get("scheduler", "zombie_threshold_seconds", 60.0))
+        self.list_interval = float(config.get("scheduler", "dag_dir_list_interval", 30.0))
+        self.job_id: int | None = None
+        self.stopping = False
+        self.queued_keys: set[TaskKey] = set()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run passes until SIGTERM/SIGINT (or ``num_runs`` passes)."""
+        from flux import jobs
+
+        self._refuse_second_on_sqlite()
+        self.job_id = jobs.start_job(self.job_type, self.only_dag_id)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM,)}
+        try:
+            self.folder.refresh()
+            self._adopt_or_reset()
+            self.executor.start()
+            self._loop()
+        finally:
+            log.info("Scheduler stopping: waiting for running task instances")
+            try:
+                self.executor.end() if not self.stopping else self._drain()
+            finally:
+                self._release_queued()
+                jobs.end_job(self.job_id, "success")
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        log.info("Received %s: finishing the current pass", signal.Signals(signum).name)
+        self.stopping = True
+
+    def _drain(self, grace: float = 30.0) -> None:
+        """After SIGTERM: let running tries finish for a while, then stop them."""
+        deadline = time.monotonic() + grace
+        self.executor.pending.clear()
+        while self.executor.running and time.monotonic() < deadline:
+            for event in self.executor.get_events(timeout=0.5):
+                self._on_event(event)
+        for event in self.executor.terminate() or []:
+            self._on_event(event)
+
+    def _refuse_second_on_sqlite(self) -> None:
+        from flux.db import is_sqlite, session_scope
+        from flux.models import Job
+
+        if not is_sqlite():
+            return
+        cutoff = utcnow() - timedelta(seconds=max(self.heartbeat_seconds * 3, 15))
+        with session_scope() as session:
+            other = session.execute(select(Job).where(
+                Job.job_type == self.job_type, Job.state == "running",
+                Job.latest_heartbeat >= cutoff)).scalars().first()
+        if other is not None:
+            raise SchedulerError(
+                f"another scheduler is running (pid {other.pid} on {other.hostname}); SQLite cannot "
+                "coordinate two schedulers: stop it, or use MySQL/MariaDB or PostgreSQL")
+
+    def _adopt_or_reset(self) -> None:
+        """Instances left queued by a dead scheduler are reset; running ones keep running if alive."""
+        from flux.db import session_scope
+        from flux.models import TaskInstance
+        from flux.transitions import transition
+
+        with session_scope() as session:
+            for ti in session.execute(select(TaskInstance).where(
+                    TaskInstance.state == State.QUEUED)).scalars():
+                transition(session, ti, None, expect_state=State.QUEUED, expect_try=ti.try_number,
+                           note="reset: queued by a scheduler that is gone")
+        self._find_zombies()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        from flux import jobs
+
+        passes = 0
+        last_list = last_beat = 0.0
+        while not self.stopping:
+            started = time.monotonic()
+            if started - last_list >= self.list_interval:
+                try:
+                    self.folder.refresh()
+                except FluxError as exc:
+                    log.error("cannot read the DAG folder: %s", exc)
+                last_list = started
+            try:
+                self._pass()
+            except FluxError as exc:  # the database went away for a moment: try again
+                log.error("scheduler pass failed: %s", exc)
+                time.sleep(min(self.loop_interval, 5.0))
+            if started - last_beat >= self.heartbeat_seconds:
+                try:
+                    jobs.heartbeat(self.job_id)  # type: ignore[arg-type]
+                    self._find_zombies()
+                except FluxError as exc:
+                    log.error("heartbeat failed: %s", exc)
+                last_beat = started
+            passes += 1
+            if self.num_runs is not None and passes >= self.num_runs:
+                break
+            remaining = self.loop_interval - (time.monotonic() - started)
+            if self.executor.has_work:
+                for event in self.executor.get_events(timeout=max(remaining, 0.0)):
+                    self._on_event(event)
+            elif remaining > 0 and not self.stopping:
+                time.sleep(remaining)
+        # last events of a bounded run
+        for event in self.executor.get_events(timeout=0.0):
+            self._on_event(event)
+
+    def _dags(self) -> dict[str, DAG]:
+        dags = self.folder.dags
+        if self.only_dag_id is not None:
+            return {k: v for k, v in dags.items() if k == self.only_dag_id}
+        return dags
+
+    def _pass(self) -> None:
+        from flux.db import session_scope
+
+        with session_scope() as session:
+            paused = self._paused(session)
+            dags = {k: v for k, v in self._dags().items() if k not in paused}
+            self._create_runs(session, dags)
+            self._start_queued_runs(session, dags)
+        self._schedule_instances(dags)
+
+    def _paused(self, session: Any) -> set[str]:
+        from flux.models import DagModel
+
+        return set(session.execute(select(DagModel.dag_id).where(DagModel.is_paused.is_(True))).scalars())
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def _create_runs(self, session: Any, dags: dict[str, DAG]) -> None:
+        """Create the scheduled runs whose interval has passed (all of them, or the last if no catchup)."""
+        from flux.models import DagModel, DagRun
+
+        now = utcnow()
+        models = {m.dag_id: m for m in session.execute(
+            select(DagModel).where(DagModel.dag_id.in_(list(dags)))).scalars()}
+        active = dict(session.execute(
+            select(DagRun.dag_id, func.count()).where(
+                DagRun.dag_id.in_(list(dags)),
+                DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED]))
+            .group_by(DagRun.dag_id)).all())
+        for dag_id, dag in dags.items():
+            model = models.get(dag_id)
+            if model is None or not dag.schedule.automatic or dag.start_date is None:
+                continue
+            nxt = model.next_dagrun
+            if nxt is None:
+                last = session.execute(select(func.max(DagRun.execution_date)).where(
+                    DagRun.dag_id == dag_id, DagRun.run_type == "scheduled")).scalar()
+                nxt = dag.following_date(as_utc(last)) if last is not None \
+                    else dag.schedule.align(dag.start_date)
+            if nxt is not None and not dag.catchup:
+                nxt = self._latest_due(dag, nxt, now)
+            count = active.get(dag_id, 0)
+            while nxt is not None and count < dag.max_active_runs:
+                closes = dag.following_date(nxt)
+                if dag.end_date is not None and nxt > dag.end_date:
+                    nxt = None
+                    break
+                if closes is None:  # @once: due at its start date
+                    if nxt > now:
+                        break
+                elif closes > now:
+                    break
+                exists = session.execute(select(DagRun.id).where(
+                    DagRun.dag_id == dag_id, DagRun.execution_date == nxt)).scalar()
+                if exists is None:
+                    session.add(DagRun(dag_id=dag_id, run_id=f"scheduled__{nxt.isoformat()}",
+                                       execution_date=nxt, state=DagRunState.RUNNING,
+                                       run_type="scheduled", start_date=now))
+                    count += 1
+                    log.info("Created run %s of %s", nxt.isoformat(), dag_id)
+                nxt = closes
+            model.next_dagrun = nxt
+
+    @staticmethod
+    def _latest_due(dag: DAG, nxt: datetime, now: datetime) -> datetime:
+        """Without catchup: the newest date whose interval has ended (skip the missed ones)."""
+        while True:
+            following = dag.following_date(nxt)
+            if following is None:
+                return nxt
+            after = dag.following_date(following)
+            if after is None or after > now:
+                return nxt if following > now else following
+            nxt = following
+
+    def _start_queued_runs(self, session: Any, dags: dict[str, DAG]) -> None:
+        """Manually triggered (or cleared) runs waiting to start, within max_active_runs."""
+        from flux.models import DagRun
+
+        queued = session.execute(select(DagRun).where(
+            DagRun.state == DagRunState.QUEUED).order_by(DagRun.execution_date)).scalars().all()
+        if not queued:
+            return
+        running = defaultdict(int, session.execute(
+            select(DagRun.dag_id, func.count()).where(DagRun.state == DagRunState.RUNNING)
+            .group_by(DagRun.dag_id)).all())
+        now = utcnow()
+        for run in queued:
+            dag = dags.get(run.dag_id)
+            if dag is None or running[run.dag_id] >= dag.max_active_runs:
+                continue
+            run.state, run.start_date = DagRunState.RUNNING, run.start_date or now
+            running[run.dag_id] += 1
+
+    # --- task instances --------------------------------------------------------------------------
+
+    def _schedule_instances(self, dags: dict[str, DAG]) -> None:
+        from flux.db import session_scope
+        from flux.models import DagRun, TaskInstance
+        from flux.transitions import transition
+
+        now = utcnow()
+        to_queue: list[tuple[TaskKey, Any]] = []
+        with session_scope() as session:
+            runs = session.execute(select(DagRun).where(
+                DagRun.state == DagRunState.RUNNING)).scalars().all()
+            runs = [r for r in runs if r.dag_id in dags]
+            if not runs:
+                return
+            by_dag: dict[str, list[DagRun]] = defaultdict(list)
+            for run in runs:
+                by_dag[run.dag_id].append(run)
+            for dag_id, dag_runs in by_dag.items():
+                dag = dags[dag_id]
+                dates = [r.execution_date for r in dag_runs]
+                tis = {ti.key: ti for ti in session.execute(select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id, TaskInstance.execution_date.in_(dates))).scalars()}
+                for run in dag_runs:
+                    states = self._ensure_instances(session, dag, run, tis)
+                    if self._close_run(run, dag, states, now):
+                        continue
+                    for task in dag.topological_sort():
+                        key = (dag_id, task.task_id, run.execution_date)
+                        ti = tis.get(key)
+                        if ti is None or ti.state not in RUNNABLE or key in self.queued_keys:
+                            continue
+                        if ti.state in (State.UP_FOR_RETRY, State.UP_FOR_RESCHEDULE) and \
+                                ti.next_try_at is not None and ti.next_try_at > now:
+                            continue
+                        if task.depends_on_past and not self._past_done(session, dag, task, key):
+                            continue
+                        outcome = trigger_rule_outcome(task.trigger_rule, [
+                            states.get(up) for up in task.upstream_task_ids])
+                        if outcome == RUN:
+                            to_queue.append((key, ti))
+                        elif outcome != WAIT:
+                            transition(session, ti, outcome, expect_state=ti.state,
+                                       expect_try=ti.try_number, end_date=now)
+                            states[task.task_id] = outcome
+            to_queue.sort(key=lambda item: (-item[1].priority_weight, item[0][2]))
+            chosen = self._within_limits(session, to_queue, dags)
+            queued = []
+            for key, ti in chosen:
+                if transition(session, ti, State.QUEUED, expect_state=ti.state,
+                              expect_try=ti.try_number, queued_at=now, job_id=self.job_id):
+                    queued.append((key, ti.try_number, dags[key[0]]))
+        for key, tries, dag in queued:
+            self.queued_keys.add(key)
+            self.executor.queue_task(self._request(key, tries, dag))
+
+    def _ensure_instances(self, session: Any, dag: DAG, run: Any,
+                          tis: dict[TaskKey, Any]) -> dict[str, str | None]:
+        from flux.models import TaskInstance
+
+        states: dict[str, str | None] = {}
+        for task in dag.tasks:
+            key = (dag.dag_id, task.task_id, run.execution_date)
+            ti = tis.get(key)
+            if ti is None:
+                if (task.start_date is not None and run.execution_date < task.start_date) or \
+                        (task.end_date is not None and run.execution_date > task.end_date):
+                    continue
+                ti = TaskInstance(dag_id=dag.dag_id, task_id=task.task_id,
+                                  execution_date=run.execution_date, state=None, try_number=0,
+                                  max_tries=task.retries, operator=task.operator_name,
+                                  pool=task.pool, pool_slots=task.pool_slots, queue=task.queue,
+                                  priority_weight=task.priority_weight)
+                session.add(ti)
+                tis[key] = ti
+            states[task.task_id] = ti.state
+        session.flush()
+        return states
+
+    @staticmethod
+    def _close_run(run: Any, dag: DAG, states: dict[str, str | None], now: datetime) -> bool:
+        if states and all(s in State.FINISHED for s in states.values()):
+            failed = any(s in (State.FAILED, State.UPSTREAM_FAILED) for s in states.values())
+            run.state = DagRunState.FAILED if failed else DagRunState.SUCCESS
+            run.end_date = now
+            log.info("Run %s of %s is %s", run.execution_date.isoformat(), dag.dag_id, run.state)
+            return True
+        return False
+
+    @staticmethod
+    def _past_done(session: Any, dag: DAG, task: Any, key: TaskKey) -> bool:
+        from flux.models import TaskInstance
+
+        previous = dag.previous_date(key[2])
+        if previous is None or (task.start_date is not None and previous < task.start_date):
+            return True
+        state = session.execute(select(TaskInstance.state).where(
+            TaskInstance.dag_id == key[0], TaskInstance.task_id == key[1],
+            TaskInstance.execution_date == previous)).scalar()
+        return state in (State.SUCCESS, State.SKIPPED)
+
+    def _within_limits(self, session: Any, ready: list[tuple[TaskKey, Any]],
+                       dags: dict[str, DAG]) -> list[tuple[TaskKey, Any]]:
+        """Cut to the executor's free slots and the pools' free slots."""
+        from flux.models import Pool, TaskInstance
+
+        slots = self.executor.open_slots - len(self.executor.pending)
+        if slots <= 0 or not ready:
+            return []
+        pools = {dags[k[0]].get_task(k[1]).pool for k, _ in ready} - {None}
+        free: dict[str, int] = {}
+        if pools:
+            sizes = dict(session.execute(select(Pool.pool, Pool.slots).where(
+                Pool.pool.in_(list(pools)))).all())
+            used = dict(session.execute(
+                select(TaskInstance.pool, func.sum(TaskInstance.pool_slots))
+                .where(TaskInstance.state.in_([State.QUEUED, State.RUNNING]),
+                       TaskInstance.pool.in_(list(pools)))
+                .group_by(TaskInstance.pool)).all())
+            for name in pools:
+                if name not in sizes:
+                    log.warning("pool %r does not exist: its tasks wait (flux pools set %s N)",
+                                name, name)
+                free[name] = int(sizes.get(name, 0)) - int(used.get(name) or 0)
+        chosen = []
+        for key, ti in ready:
+            if len(chosen) >= slots:
+                break
+            task = dags[key[0]].get_task(key[1])
+            if task.pool:
+                if free.get(task.pool, 0) < task.pool_slots:
+                    continue
+                free[task.pool] -= task.pool_slots
+            chosen.append((key, ti))
+        return chosen
+
+    def _request(self, key: TaskKey, tries: int, dag: DAG) -> TaskRequest:
+        from flux.config import get_config
+
+        task = dag.get_task(key[1])
+        timeout = task.execution_timeout.total_seconds() if task.execution_timeout else None
+        grace = float(get_config().get("core", "killed_task_grace_seconds", 5.0))
+        return TaskRequest(dag_id=key[0], task_id=key[1], execution_date=key[2],
+                           try_number=tries + 1, dag_file=dag.fileloc, pool=task.pool,
+                           queue=task.queue, priority_weight=task.priority_weight,
+                           job_id=self.job_id, hard_timeout=timeout + 2 * grace + 5 if timeout else None)
+
+    def _on_event(self, event: TaskEvent) -> None:
+        self.queued_keys.discard(event.key)
+
+    def _release_queued(self) -> None:
+        from flux.db import session_scope
+        from flux.models import TaskInstance
+        from flux.transitions import transition
+
+        with session_scope() as session:
+            for ti in session.execute(select(TaskInstance).where(
+                    TaskInstance.state == State.QUEUED, TaskInstance.job_id == self.job_id)).scalars():
+                transition(session, ti, None, expect_state=State.QUEUED, expect_try=ti.try_number)
+
+    # --- zombies ---------------------------------------------------------------------------------
+
+    def _find_zombies(self) -> None:
+        """Running instances whose heartbeat stopped: fail or retry them."""
+        from flux.db import session_scope
+        from flux.models import TaskInstance
+
+        cutoff = utcnow() - timedelta(seconds=self.zombie_threshold)
+        with session_scope() as session:
+            zombies = session.execute(select(TaskInstance.dag_id, TaskInstance.task_id,
+                                             TaskInstance.execution_date, TaskInstance.try_number)
+                                      .where(TaskInstance.state == State.RUNNING,
+                                             func.coalesce(TaskInstance.heartbeat,
+                                                           TaskInstance.start_date) < cutoff)).all()
+        for dag_id, task_id, when, tries in zombies:
+            key = (dag_id, task_id, when)
+            if key in self.executor.running:
+                continue  # ours and its worker is alive: the executor watches it
+            state = handle_lost_try(key, tries, f"zombie: no heartbeat for {self.zombie_threshold:g} s")
+            log.warning("Zombie %s.%s %s -> %s", dag_id, task_id, when.isoformat(), state)
