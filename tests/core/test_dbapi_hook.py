@@ -577,3 +577,13 @@ def test_get_hook_for_a_type_no_plugin_serves(sqlite_hook_plugin: None) -> None:
         BaseHook.get_hook("odd")
     message = str(info.value)
     assert "connection 'odd' has type 'oddity'" in message and "test_sqlite" in message
+
+
+def test_get_first_of_a_statement_that_is_not_a_query(backend: Backend) -> None:
+    with pytest.raises(HookError, match="not a query"):
+        backend.hook.get_first("DELETE FROM t")
+
+
+def test_to_csv_into_a_missing_folder(backend: Backend, tmp_path: Path) -> None:
+    with pytest.raises(HookError, match=r"cannot write .*out\.csv"):
+        backend.hook.to_csv("SELECT id FROM t", tmp_path / "no" / "such" / "out.csv")

@@ -14,12 +14,13 @@ non-secret settings stay readable in the database while the secrets never appear
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -131,7 +132,7 @@ class ConnectionInfo:
 
     def masked_uri(self) -> str:
         """:meth:`get_uri` with the password and secret extras shown as ``***`` (safe to print)."""
-        masked = replace(self, extra=self.masked_extra())
+        masked = dataclasses.replace(self, extra=self.masked_extra())
         return masked._uri(MASK if self.password else self.password, for_display=True)
 
     def _uri(self, password: str | None, for_display: bool = False) -> str:
@@ -500,7 +501,10 @@ def get_connection(conn_id: str) -> ConnectionInfo:
 
 
 def add_connection(info: ConnectionInfo, replace: bool = False) -> ConnectionInfo:
-    """Store ``info`` in the table (secrets encrypted); :class:`ConnectionExists` unless ``replace``."""
+    """Store ``info`` in the table (secrets encrypted); :class:`ConnectionExists` unless ``replace``.
+
+    Returns a copy of what was stored.
+    """
     from sqlalchemy.exc import IntegrityError
 
     from flux.db import session_scope
@@ -522,15 +526,9 @@ def add_connection(info: ConnectionInfo, replace: bool = False) -> ConnectionInf
                     setattr(row, column, getattr(staged, column))
     except IntegrityError:  # added by someone else between our check and our insert
         raise _exists(info.conn_id) from None
-    stored = replace_source(info, "db")
+    stored = dataclasses.replace(info, extra=info.extra_dejson)
+    stored.source = "db"
     return stored
-
-
-def replace_source(info: ConnectionInfo, source: str) -> ConnectionInfo:
-    """A copy of ``info`` read from ``source``."""
-    copy = replace(info, extra=info.extra_dejson)
-    copy.source = source
-    return copy
 
 
 def _exists(conn_id: str) -> ConnectionExists:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from flux.exceptions import FernetKeyError
@@ -96,8 +98,9 @@ def _multi_fernet(keys: list[str]) -> MultiFernet:
         except (ValueError, UnicodeEncodeError):
             which = f"key {position} of " if len(keys) > 1 else ""
             raise FernetKeyError(
-                f"{which}[core] fernet_key is not a valid Fernet key (it must be 32 url-safe "
-                "base64-encoded bytes; `flux rotate-fernet-key` makes a new one)"
+                f"{which}[core] fernet_key is not a valid Fernet key (32 url-safe base64-encoded "
+                "bytes; make one with: python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())')"
             ) from None
     found = _cache[cache_key] = MultiFernet(fernets)
     return found
@@ -116,7 +119,7 @@ def ensure_key() -> str:
     current = str(config.get("core", "fernet_key", "") or "")
     if split_keys(current):
         return current
-    with _lock, _file_lock(config.home):
+    with _lock, _exclusive_lock(config.home):
         # Another process may have written a key while we waited: use it rather than replace it,
         # or whatever that process encrypted would become unreadable.
         written = _key_in_file(config.path)
@@ -141,27 +144,21 @@ def _key_in_file(path: os.PathLike[str]) -> str:
     return str(value) if split_keys(str(value)) else ""
 
 
-class _file_lock:  # noqa: N801 - used like a function in a with statement
-    """An exclusive advisory lock on ``$FLUX_HOME/.fernet_key.lock`` (no-op where fcntl is missing)."""
-
-    def __init__(self, home: os.PathLike[str]) -> None:
-        self.path = os.path.join(home, ".fernet_key.lock")
-        self.handle: int | None = None
-
-    def __enter__(self) -> _file_lock:
-        try:
-            import fcntl
-        except ImportError:  # Windows: generation races are then possible but harmless in practice
-            return self
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.handle = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.handle is not None:
-            os.close(self.handle)  # closing releases the flock
-            self.handle = None
+@contextmanager
+def _exclusive_lock(home: os.PathLike[str]) -> Iterator[None]:
+    """An exclusive advisory lock on ``$FLUX_HOME/.fernet_key.lock`` (none where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: two first-time generations could race; rare and visible
+        yield
+        return
+    os.makedirs(home, exist_ok=True)
+    handle = os.open(os.path.join(home, ".fernet_key.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
 
 
 def get_fernet(*, create: bool = True) -> MultiFernet:

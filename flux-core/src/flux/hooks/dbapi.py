@@ -285,6 +285,8 @@ class DbApiHook(BaseHook):
         """The first row of a query as a tuple, or None when it returns no row."""
         with self._connected() as conn, closing(conn.cursor()) as cursor:
             self._execute(cursor, sql, parameters)
+            if cursor.description is None:
+                raise HookError("the statement returned no rows to read (it is not a query)")
             row = cursor.fetchone()
         return tuple(row) if row is not None else None
 
@@ -440,7 +442,11 @@ class DbApiHook(BaseHook):
                     self._execute(cursor, sql, parameters)
                     if cursor.description is None:
                         raise HookError("to_csv: the statement returned no rows to write (it is not a query)")
-                    with partial.open("w", newline="", encoding="utf-8") as handle:
+                    try:
+                        handle = partial.open("w", newline="", encoding="utf-8")
+                    except OSError as exc:
+                        raise HookError(f"cannot write {target}: {exc.strerror or exc}") from None
+                    with handle:
                         writer = csv.writer(handle, delimiter=delimiter)
                         if header:
                             writer.writerow([column[0] for column in cursor.description])
