@@ -266,7 +266,11 @@ def test_flux_hello_contributions_are_credited_to_it(hello: FluxPluginManager) -
     hello.check_pending()
 
 
-def test_flux_hello_operator_renders_its_macro(hello: FluxPluginManager) -> None:
+def test_flux_hello_operator_renders_its_macro(
+    hello: FluxPluginManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # flux.macros may cache the namespace per manager; start from none, whatever came before.
+    monkeypatch.setattr("flux.macros._namespaces", {}, raising=False)
     from flux.baseoperator import BaseOperator
     from flux.macros import build_namespace
     from flux.operators import HelloOperator

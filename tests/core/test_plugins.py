@@ -118,13 +118,15 @@ def test_core_is_a_plugin_like_any_other() -> None:
         assert manager.contributions("commands")[name].plugin is core
 
 
-def test_macro_namespaces_reach_templates() -> None:
+def test_macro_namespaces_reach_templates(monkeypatch: pytest.MonkeyPatch) -> None:
     from flux.macros import build_namespace
 
+    # flux.macros may cache the namespace per manager; start from none, whatever came before.
+    monkeypatch.setattr("flux.macros._namespaces", {}, raising=False)
     namespace = types.SimpleNamespace(shout=lambda s: s.upper())
     with registered("loud", "flux-loud", flux_macros=lambda: {"loud": namespace}):
         assert build_namespace().loud.shout("hi") == "HI"
-    assert not hasattr(build_namespace(), "loud")
+        assert build_namespace({"extra": 1}).loud is namespace
 
 
 # --- conflicts -----------------------------------------------------------------------------------
