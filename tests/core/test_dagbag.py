@@ -342,3 +342,16 @@ def test_module_names_are_unique_per_path() -> None:
 
     assert module_name("/a/dag.py") != module_name("/b/dag.py")
     assert module_name("/a/my-dag.py").isidentifier()
+
+
+def test_sync_keeps_one_row_per_broken_file(dags: Path) -> None:
+    from flux.dates import utcnow
+
+    broken = write(dags, "broken.py", BROKEN["cycle.py"])
+    with session_scope() as session:
+        for _ in range(2):  # as two concurrent syncs could leave them
+            session.add(ImportErrorRecord(filename=str(broken), timestamp=utcnow(), stacktrace="old"))
+    DagBag(dags).sync_to_db()
+    with session_scope() as session:
+        rows = session.execute(select(ImportErrorRecord)).scalars().all()
+    assert len(rows) == 1 and "DagCycleError" in rows[0].stacktrace

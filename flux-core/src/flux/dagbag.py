@@ -245,10 +245,18 @@ class DagBag:
         if session is not None:
             self._sync(session)
             return
+        from sqlalchemy.exc import IntegrityError
+
         from flux.db import session_scope
 
-        with session_scope() as new_session:
-            self._sync(new_session)
+        try:
+            with session_scope() as new_session:
+                self._sync(new_session)
+        except IntegrityError:
+            # Another process (the scheduler, another CLI) inserted the same new rows first:
+            # once more, now updating them.
+            with session_scope() as new_session:
+                self._sync(new_session)
 
     def _covers(self, filename: str | None) -> bool:
         """Is ``filename`` this bag's file, or inside its folder?"""
@@ -287,10 +295,14 @@ class DagBag:
             if (dag_id not in self.dags and row.is_active and self._covers(row.fileloc)
                     and row.fileloc not in self.import_errors):
                 row.is_active = False
-        errors = {row.filename: row for row in session.execute(select(ImportErrorRecord)).scalars()}
-        for filename, row in errors.items():
-            if self._covers(filename) and filename not in self.import_errors:
+        errors: dict[str, Any] = {}
+        for row in session.execute(select(ImportErrorRecord)).scalars():
+            covered = self._covers(row.filename)
+            # Without a unique filename column, two concurrent syncs may both have inserted one.
+            if covered and (row.filename not in self.import_errors or row.filename in errors):
                 session.delete(row)
+            else:
+                errors.setdefault(row.filename, row)
         for filename, stacktrace in self.import_errors.items():
             row = errors.get(filename)
             if row is None:
