@@ -312,11 +312,11 @@ class Scheduler:
         """Without catchup: the newest date whose interval has ended (skip the missed ones)."""
         while True:
             following = dag.following_date(nxt)
-            if following is None:
-                return nxt
+            if following is None or following > now:
+                return nxt  # nxt is not due yet (or is the only date)
             after = dag.following_date(following)
             if after is None or after > now:
-                return nxt if following > now else following
+                return nxt  # the next date is not due: nxt is the latest due one
             nxt = following
 
     def _start_queued_runs(self, session: Any, dags: dict[str, DAG]) -> None:
