@@ -186,6 +186,10 @@ class DagBag:
             ids = self.file_dags.get(old.fileloc, [])
             if dag_id in ids:
                 ids.remove(dag_id)
+                if not ids:
+                    del self.file_dags[old.fileloc]
+        if not adopted:
+            return
         ids = self.file_dags.setdefault(path, [])
         for dag, own in adopted:
             dag.fileloc = path
