@@ -101,16 +101,16 @@ def all_(session: nox.Session) -> None:
 
 @nox.session
 def mariadb(session: nox.Session) -> None:
-    """Everything installed, whole tests/ tree with the metadata DB on MariaDB (127.0.0.1:3306)."""
+    """Everything installed; the core suite and flux-mysql's with the metadata DB on MariaDB."""
     session.install(*_local(*PLUGINS, examples=True), *TEST_DEPS)
-    _pytest(session, "tests", database="mysql")
+    _pytest(session, "tests/core", "tests/mysql", database="mysql")
 
 
 @nox.session
 def postgres(session: nox.Session) -> None:
-    """Everything installed, whole tests/ tree with the metadata DB on PostgreSQL (127.0.0.1:5432)."""
+    """Everything installed; the core suite with the metadata DB on PostgreSQL (127.0.0.1:5432)."""
     session.install(*_local(*PLUGINS, examples=True), *TEST_DEPS)
-    _pytest(session, "tests", database="postgres")
+    _pytest(session, "tests/core", database="postgres")
 
 
 @nox.session(default=False)

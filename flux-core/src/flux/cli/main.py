@@ -18,14 +18,18 @@ class FluxGroup(click.Group):
     """The root group: plugin commands loaded on first need; FluxErrors shown as one line."""
 
     def _plugin_commands(self) -> dict[str, click.Command]:
-        if not hasattr(self, "_loaded"):
-            from flux.plugins import get_plugin_manager
+        from flux.plugins import get_plugin_manager
 
-            try:
-                self._loaded = get_plugin_manager().commands()
-            except FluxError as exc:  # a plugin conflict must not hide the core commands
-                click.echo(f"flux: {exc}", err=True)
-                self._loaded = {}
+        manager = get_plugin_manager()
+        # Tied to the manager: tests (and long-lived processes) may reset it.
+        if getattr(self, "_loaded_from", None) is not manager:
+            # A conflict between two plugins must not hide every other command (flux plugins
+            # is how the user finds out what is wrong): leave the contested name out, say why.
+            usable, conflicts = manager.contributions_and_conflicts("commands")
+            for conflict in conflicts:
+                click.echo(f"flux: {conflict}", err=True)
+            self._loaded = {name: c.obj for name, c in usable.items()}
+            self._loaded_from = manager
         return self._loaded
 
     def list_commands(self, ctx: click.Context) -> list[str]:
