@@ -4,4 +4,4 @@
 query and no Alembic import; a test keeps it equal to Alembic's own head.
 """
 
-HEAD = "0001"
+HEAD = "0002"

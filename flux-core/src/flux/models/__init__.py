@@ -6,8 +6,9 @@ from flux.models.dag import DagModel
 from flux.models.dagrun import DagRun
 from flux.models.misc import AuditLog, ImportErrorRecord, Job, Pool, Variable, XCom
 from flux.models.taskinstance import TaskInstance
+from flux.models.user import User
 
 __all__ = [
     "AuditLog", "Base", "Connection", "DagModel", "DagRun", "ImportErrorRecord", "Job", "Pool",
-    "TaskInstance", "Variable", "XCom",
+    "TaskInstance", "User", "Variable", "XCom",
 ]
