@@ -179,40 +179,14 @@ def parse_conf(text: str | None) -> dict[str, Any]:
 def dags_trigger(dag_id: str, conf: str | None, exec_date: datetime | None,
                  subdir: str | None) -> None:
     """Create a manual run of a DAG (queued, for the scheduler to run)."""
-    from sqlalchemy import or_, select
-    from sqlalchemy.exc import IntegrityError
-
     from flux.cli.loading import load_dagbag
-    from flux.dates import display, utcnow
-    from flux.db import session_scope
-    from flux.exceptions import DagRunExists
-    from flux.models import DagRun
+    from flux.dates import display
     from flux.state import DagRunState
+    from flux.trigger import trigger_dag
 
     values = parse_conf(conf)
-    bag = load_dagbag(subdir)
-    bag.get_dag(dag_id)
-    when = exec_date or utcnow()
-    run_id = f"manual__{when.isoformat()}"
-    with session_scope() as session:
-        existing = session.execute(select(DagRun).where(
-            DagRun.dag_id == dag_id,
-            or_(DagRun.execution_date == when, DagRun.run_id == run_id),
-        )).scalars().first()
-        if existing is not None:
-            raise DagRunExists(
-                f"DAG {dag_id!r} already has a run for {display(when)} "
-                f"(run_id {existing.run_id}, state {existing.state})"
-            )
-        bag.sync_to_db(session)
-        session.add(DagRun(dag_id=dag_id, run_id=run_id, execution_date=when,
-                           state=DagRunState.QUEUED, run_type="manual", external_trigger=True,
-                           conf=json.dumps(values)))
-        try:
-            session.flush()
-        except IntegrityError:  # created by someone else since the check above
-            raise DagRunExists(f"DAG {dag_id!r} already has a run for {display(when)}") from None
-        _audit(session, "trigger", dag_id, when, {"run_id": run_id, "conf": values})
+    run = trigger_dag(load_dagbag(subdir), dag_id, values, exec_date, owner=_os_user())
+    run_id, when = run.run_id, run.execution_date
     click.echo(f"Created run {run_id} of DAG {dag_id!r} for {display(when)} "
                f"(state {DagRunState.QUEUED}, conf {json.dumps(values)})")
 
