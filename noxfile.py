@@ -7,9 +7,14 @@ never by the package index (which holds an unrelated project of that name).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
+
+# uv skips bytecode compilation unless asked; where PYTHONDONTWRITEBYTECODE is set too, every test
+# subprocess would then recompile SQLAlchemy & co. from source (hundreds of ms each).
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"

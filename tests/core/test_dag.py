@@ -221,7 +221,7 @@ def test_timedelta_schedule_dates_between() -> None:
     assert dates == [datetime(2014, 9, 1, h, tzinfo=UTC) for h in (0, 12)] + [
         datetime(2014, 9, 2, tzinfo=UTC)
     ]
-    assert dag.schedule.describe() == "12:00:00"
+    assert dag.schedule.describe() == "12 hours"
 
 
 def test_default_schedule_is_daily() -> None:

@@ -235,7 +235,7 @@ class BaseOperator:
             )
         self._dag = dag
         if self.owner is None:
-            self.owner = dag.default_args.get("owner")
+            self.owner = dag.default_args.get("owner") or _default_owner()
         if self.start_date is None:
             self.start_date = dag.start_date
         elif dag.start_date is not None:
@@ -342,9 +342,12 @@ class BaseOperator:
         from flux.taskrunner import run_task_over_dates
 
         if self._dag is None:
+            import re
+
             from flux.dag import DAG
 
-            DAG(dag_id=f"adhoc_{self.owner or 'flux'}", start_date=self.start_date).add_task(self)
+            owner = re.sub(r"[^A-Za-z0-9_.-]", "_", self.owner or _default_owner())
+            DAG(dag_id=f"adhoc_{owner}", start_date=self.start_date).add_task(self)
         return run_task_over_dates(self, start_date, end_date, force=force, mark_success=mark_success)
 
     def retry_delay_for(self, try_number: int) -> timedelta:
@@ -356,6 +359,12 @@ class BaseOperator:
         if self.max_retry_delay is not None:
             delay = min(delay, self.max_retry_delay)
         return delay
+
+
+def _default_owner() -> str:
+    from flux.config import get_config
+
+    return str(get_config().get("core", "default_owner", "flux"))
 
 
 def _as_timedelta(value: timedelta | float | None) -> timedelta | None:

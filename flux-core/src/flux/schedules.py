@@ -80,7 +80,14 @@ class DeltaSchedule(Schedule):
         return when - self.delta
 
     def describe(self) -> str:
-        return str(self.delta)
+        """``1 day``, ``2 hours 30 minutes``... (``str(timedelta)`` reads ``1 day, 0:00:00``)."""
+        seconds = int(self.delta.total_seconds())
+        parts = []
+        for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+            count, seconds = divmod(seconds, size)
+            if count:
+                parts.append(f"{count} {name}{'s' if count > 1 else ''}")
+        return " ".join(parts) or str(self.delta)
 
 
 class CronSchedule(Schedule):
