@@ -84,7 +84,9 @@ def test_run_mark_success_and_force(dag_file: str) -> None:
     assert state("second") == "failed"
 
 
-def test_test_command_prints_the_log_and_records_nothing(dag_file: str, capfd: pytest.CaptureFixture[str]) -> None:
+def test_test_command_prints_the_log_and_records_nothing(
+    dag_file: str, capfd: pytest.CaptureFixture[str]
+) -> None:
     code, _ = invoke("test", "cli_dag", "first", "2024-01-02", "-sd", dag_file)
     out = capfd.readouterr().out
     assert code == 0
