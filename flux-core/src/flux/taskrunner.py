@@ -148,8 +148,10 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
         )
         if previous_state != State.UP_FOR_RESCHEDULE or ti.start_date is None:
             values["start_date"] = now
-        if previous_state not in (State.UP_FOR_RETRY, State.UP_FOR_RESCHEDULE):
-            # A fresh or cleared instance gets its full number of retries again.
+        if previous_state not in (State.UP_FOR_RETRY, State.UP_FOR_RESCHEDULE, State.QUEUED):
+            # A fresh or cleared instance gets its full number of retries again. A queued one
+            # keeps its count: whoever queued it (backfill, scheduler) set it when it was
+            # created or cleared, and a retry reaches a worker as queued too.
             values["max_tries"] = previous_try + task.retries
         claimed = transition(session, ti, State.RUNNING,
                              expect_state=previous_state if not options.force else ANY,
