@@ -39,6 +39,8 @@ class Progress:
             self.stream.flush()
         else:
             # a line per 10% (or every 10 s) keeps CI logs readable
+            if fraction == self._last_fraction and force:
+                return  # the final line was already printed
             if not force and fraction - self._last_fraction < 0.1 and now - self._last_draw < 10:
                 return
             self._last_fraction = fraction
