@@ -1,0 +1,48 @@
+"""Running the web application: waitress in production, Flask's development server with --debug."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+def sync_dag_folder() -> None:
+    """Record the DAG folder's DAGs and import errors (what the DAG list shows), once.
+
+    The scheduler keeps them current while it runs; this lets a web server started on its own show
+    the DAG folder too. Runs in a background thread: a slow DAG folder never delays serving.
+    """
+    from flux.config import get_config
+    from flux.scheduler import DagFolder
+
+    if not get_config().dags_folder.exists():
+        return
+    try:
+        DagFolder(None).refresh()
+    except Exception:  # the web server keeps serving what the database already holds
+        log.exception("could not read the DAG folder")
+
+
+def serve(host: str, port: int, workers: int, debug: bool = False,
+          echo: Callable[[str], None] = print, sync_dags: bool = True) -> None:
+    """Build the application and serve it until interrupted."""
+    from flux_web.app import create_app
+    from flux_web.users import list_users
+
+    app = create_app()
+    if not list_users():
+        echo("No web users yet: nobody can sign in. Create one with: "
+             "flux users create -u admin -r admin")
+    if sync_dags:
+        threading.Thread(target=sync_dag_folder, name="flux-web-dag-sync", daemon=True).start()
+    if debug:
+        echo(f"Flux webserver (Flask development server, debug) on http://{host}:{port}/")
+        app.run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
+        return
+    import waitress
+
+    echo(f"Flux webserver on http://{host}:{port}/ ({workers} threads)")
+    waitress.serve(app, host=host, port=port, threads=workers, ident="flux")
