@@ -46,3 +46,22 @@ def serve(host: str, port: int, workers: int, debug: bool = False,
 
     echo(f"Flux webserver on http://{host}:{port}/ ({workers} threads)")
     waitress.serve(app, host=host, port=port, threads=workers, ident="flux")
+
+
+class BackgroundServer:
+    """The application served by waitress in a thread (tests, screenshots): ``with ... as url``."""
+
+    def __init__(self, app: object, host: str = "127.0.0.1", port: int = 0, threads: int = 4) -> None:
+        import waitress
+
+        self.server = waitress.create_server(app, host=host, port=port, threads=threads, ident="flux")
+        self.url = f"http://{host}:{self.server.effective_port}"  # type: ignore[union-attr]
+        self.thread = threading.Thread(target=self.server.run, name="flux-web-server", daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        return self.url
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.close()
+        self.thread.join(timeout=10)
