@@ -159,23 +159,10 @@ class OnceSchedule(Schedule):
         return "@once"
 
 
-class ManualSchedule(Schedule):
+class ManualSchedule(OnceSchedule):
     """``None``: runs only when triggered by hand; a date range runs exactly the dates asked for."""
 
     automatic = False
-
-    def align(self, when: datetime) -> datetime:
-        return when
-
-    def following(self, when: datetime) -> None:
-        return None
-
-    def previous(self, when: datetime) -> None:
-        return None
-
-    def dates_between(self, start: datetime, end: datetime) -> Iterator[datetime]:
-        if start <= end:
-            yield start
 
     def describe(self) -> str:
         return "None"
