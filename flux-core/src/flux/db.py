@@ -15,7 +15,13 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from flux.config import get_config
@@ -119,7 +125,8 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     try:
         yield session
         session.commit()
-    except OperationalError as exc:
+    except (OperationalError, InterfaceError) as exc:
+        # the server went away, a lock timed out...: the caller may retry, the user sees one line
         session.rollback()
         raise DatabaseError(f"metadata database error: {exc.orig}") from exc
     except BaseException:
