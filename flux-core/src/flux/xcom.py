@@ -39,10 +39,14 @@ def push(dag_id: str, task_id: str, execution_date: datetime, key: str, value: A
     when = as_utc(execution_date)
 
     def write(s: Any) -> None:
-        s.execute(delete(XCom).where(XCom.dag_id == dag_id, XCom.task_id == task_id,
-                                     XCom.execution_date == when, XCom.key == key))
-        s.add(XCom(dag_id=dag_id, task_id=task_id, execution_date=when, key=key, value=text,
-                   timestamp=utcnow()))
+        # Update in place or insert; never DELETE a missing row first: on MySQL/MariaDB that takes
+        # a gap lock, and two workers pushing for one DAG run then deadlock on their INSERTs.
+        row = s.get(XCom, (dag_id, task_id, when, key))
+        if row is None:
+            s.add(XCom(dag_id=dag_id, task_id=task_id, execution_date=when, key=key, value=text,
+                       timestamp=utcnow()))
+        else:
+            row.value, row.timestamp = text, utcnow()
 
     if session is not None:
         write(session)
