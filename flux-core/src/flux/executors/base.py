@@ -228,6 +228,9 @@ def handle_lost_try(key: TaskKey, try_number: int, reason: str) -> str | None:
         ti = session.get(TaskInstance, key)
         if ti is None or ti.state not in (State.RUNNING, State.QUEUED):
             return ti.state if ti is not None else None
+        # a queued instance has not started the try yet: it is at try_number - 1
+        if ti.try_number != (try_number if ti.state == State.RUNNING else try_number - 1):
+            return ti.state  # another try started since: it is not the lost one
         now = utcnow()
         expected_state, expected_try = ti.state, ti.try_number
         if ti.state == State.QUEUED:
