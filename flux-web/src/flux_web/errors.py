@@ -23,3 +23,7 @@ class UnsafeLogPath(FluxError):
 
 class ActionConflict(FluxError):
     """An action lost a race: what it was to change changed first (reload and try again)."""
+
+
+class WebserverError(FluxError):
+    """The web server cannot start (the port is taken, the address is not this machine's...)."""

@@ -6,6 +6,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from flux_web.errors import WebserverError
+
 log = logging.getLogger(__name__)
 
 
@@ -39,13 +41,35 @@ def serve(host: str, port: int, workers: int, debug: bool = False,
     if sync_dags:
         threading.Thread(target=sync_dag_folder, name="flux-web-dag-sync", daemon=True).start()
     if debug:
+        _check_can_listen(host, port)
         echo(f"Flux webserver (Flask development server, debug) on http://{host}:{port}/")
         app.run(host=host, port=port, debug=True, use_reloader=False, threaded=True)
         return
     import waitress
 
-    echo(f"Flux webserver on http://{host}:{port}/ ({workers} threads)")
-    waitress.serve(app, host=host, port=port, threads=workers, ident="flux")
+    try:
+        server = waitress.create_server(app, host=host, port=port, threads=workers, ident="flux")
+    except OSError as exc:
+        raise WebserverError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    echo(f"Flux webserver on http://{host}:{server.effective_port}/ ({workers} threads)")  # type: ignore[union-attr]
+    try:
+        server.run()
+    finally:
+        server.close()
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail with one line when the address cannot be bound (Flask's server would print a page)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _name, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise WebserverError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 class BackgroundServer:
