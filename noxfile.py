@@ -120,13 +120,10 @@ def postgres(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Run every benchmark runner bench/*.py (numbers are printed, nothing is asserted)."""
+    """Run bench/run_all.py: one line per workload and its ratio to the floor, then every other
+    runner in bench/ (numbers are printed, nothing is asserted)."""
     session.install(*_local(*PLUGINS))
-    runners = sorted((ROOT / "bench").glob("*.py"))
-    if not runners:
-        session.skip("no benchmark runners in bench/")
-    for runner in runners:
-        session.run("python", str(runner.relative_to(ROOT)), *session.posargs)
+    session.run("python", "bench/run_all.py", *session.posargs)
 
 
 @nox.session(default=False)
