@@ -61,7 +61,7 @@ def test_the_confirmation_page_lists_exactly_what_the_clear_resets(admin: Any, d
     before = _states()
     response = admin.post("/dags/web_demo/clear", query)
     assert response.status_code == 302
-    assert response.headers["Location"] == "/dags/web_demo/tasks/work/2024-01-02T00%3A00%3A00"
+    assert response.headers["Location"] == "/dags/web_demo/tasks/work/2024-01-02T00:00:00"
     after = _states()
     changed = sorted(key for key in before if before[key] != after[key])
     assert changed == sorted(expected)

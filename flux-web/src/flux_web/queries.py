@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import case, func, select, type_coerce, union
 from sqlalchemy.orm import Session
 
 from flux.exceptions import DagNotFound
 from flux.models import AuditLog, DagModel, DagRun, ImportErrorRecord, TaskInstance
+from flux.models.base import UtcDateTime
 
 if TYPE_CHECKING:
     from flux.baseoperator import BaseOperator
@@ -117,15 +118,17 @@ def _add_recent_runs(session: Session, dags: list[DagSummary]) -> None:
                                     order_by=DagRun.execution_date.desc()).label("n")
     ranked = (select(DagRun.dag_id, DagRun.execution_date, DagRun.state, number)
               .where(DagRun.dag_id.in_(list(by_id))).subquery())
+    # Counted in the database: a few rows per DAG come back, not RECENT_RUNS of them.
+    latest = type_coerce(func.max(case((ranked.c.n == 1, ranked.c.execution_date))), UtcDateTime())
     rows = session.execute(
-        select(ranked.c.dag_id, ranked.c.execution_date, ranked.c.state, ranked.c.n)
-        .where(ranked.c.n <= RECENT_RUNS)
+        select(ranked.c.dag_id, ranked.c.state, func.count(), latest)
+        .where(ranked.c.n <= RECENT_RUNS).group_by(ranked.c.dag_id, ranked.c.state)
     ).all()
-    for dag_id, execution_date, state, n in rows:
+    for dag_id, state, count, latest_date in rows:
         summary = by_id[dag_id]
-        summary.recent_runs[state] = summary.recent_runs.get(state, 0) + 1
-        if n == 1:
-            summary.last_run = (execution_date, state)
+        summary.recent_runs[state] = count
+        if latest_date is not None:
+            summary.last_run = (latest_date, state)
 
 
 def dag_summary(session: Session, dag_id: str) -> DagSummary:

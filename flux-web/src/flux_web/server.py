@@ -87,5 +87,9 @@ class BackgroundServer:
         return self.url
 
     def __exit__(self, *exc_info: object) -> None:
+        # Let requests being served finish before the sockets go, then end the serving loop.
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)  # type: ignore[union-attr]
         self.server.close()
+        for channel in list(self.server._map.values()):  # type: ignore[union-attr]
+            channel.close()
         self.thread.join(timeout=10)

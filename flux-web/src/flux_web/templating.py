@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -59,10 +60,21 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s"
 
 
+@functools.lru_cache(maxsize=4096)
+def quoted_date(value: datetime) -> str:
+    """An execution date as a URL path segment."""
+    return quote(url_date(value), safe=":")
+
+
+def ti_url_prefix(dag_id: str, task_id: str) -> str:
+    """The task instance page's URL without its date (the tree view adds thousands of dates)."""
+    # Quoted to URL-safe characters only, so the result is also safe inside an HTML attribute.
+    return f"{request.script_root}/dags/{quote(dag_id, safe='')}/tasks/{quote(task_id, safe='')}/"
+
+
 def ti_url(dag_id: str, task_id: str, execution_date: datetime) -> str:
-    """The task instance page (built by hand: the tree view needs thousands of these quickly)."""
-    return (f"{request.script_root}/dags/{quote(dag_id, safe='')}/tasks/{quote(task_id, safe='')}/"
-            f"{quote(url_date(execution_date), safe='')}")
+    """The task instance page."""
+    return ti_url_prefix(dag_id, task_id) + quoted_date(execution_date)
 
 
 def install(app: Flask, state: Any) -> None:
