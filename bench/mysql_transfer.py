@@ -11,7 +11,7 @@ resident memory is its own, the runner measures:
 
 One line per measurement::
 
-    to_csv: 1000000 rows in 4.10 s = 243,902 rows/s; peak RSS 52.1 MiB (52.0 MiB after imports)
+    to_csv: 1000000 rows in 7.54 s = 132,599 rows/s; peak RSS 43.2 MiB (36.2 MiB before the work)
 
 The scratch database is dropped at the end. Run it where flux-core and flux-mysql are installed
 from this repository (``nox -s bench``); ``--url`` names the server (root on 127.0.0.1 by default).
@@ -151,7 +151,8 @@ def main() -> None:
                 rate = result["rows"] / result["seconds"] if result["seconds"] else float("inf")
                 print(f"{kind}: {int(result['rows'])} rows in {result['seconds']:.2f} s "
                       f"= {rate:,.0f} rows/s; "
-                      f"peak RSS {result['peak_rss']:.1f} MiB ({result['start_rss']:.1f} MiB after imports)")
+                      f"peak RSS {result['peak_rss']:.1f} MiB "
+                      f"({result['start_rss']:.1f} MiB before the work)")
         finally:
             drop(args.url, database)
 
