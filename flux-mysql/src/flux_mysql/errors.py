@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flux.exceptions import HookError, TaskFailed
+from flux.exceptions import (
+    FluxError,
+    RescheduleTask,
+    TaskFailed,
+    TaskKilled,
+    TaskSkipped,
+    TaskTimeout,
+)
+
+#: errors that steer the task runner itself: they pass through unchanged
+_TASK_CONTROL = (TaskFailed, TaskSkipped, TaskTimeout, TaskKilled, RescheduleTask)
 
 
 def describe(exc: BaseException) -> str:
@@ -19,7 +29,8 @@ def describe(exc: BaseException) -> str:
 
 @contextmanager
 def task_errors(what: str) -> Iterator[None]:
-    """Inside a task: a PyMySQL error or a :class:`HookError` fails it with ``what: <reason>``.
+    """Inside a task: a PyMySQL error or a Flux error (an unreachable server, an unknown
+    connection...) fails it with ``what: <reason>``.
 
     The server's message is kept whole; the traceback, which tells a DAG author nothing more, is
     left out of the log.
@@ -30,5 +41,7 @@ def task_errors(what: str) -> Iterator[None]:
         yield
     except pymysql.MySQLError as exc:
         raise TaskFailed(f"{what}: {describe(exc)}") from exc
-    except HookError as exc:
+    except _TASK_CONTROL:
+        raise
+    except FluxError as exc:
         raise TaskFailed(f"{what}: {exc}") from exc
