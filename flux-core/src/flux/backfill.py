@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,7 @@ from sqlalchemy import func, select
 from flux.dag import DAG
 from flux.dates import as_utc, display, utcnow
 from flux.deps import RUN, WAIT, trigger_rule_outcome
-from flux.exceptions import DagDefinitionError, FluxError
+from flux.exceptions import DagDefinitionError
 from flux.executors.base import BaseExecutor, TaskEvent, TaskKey, TaskRequest, register_dag
 from flux.state import DagRunState, State
 
@@ -249,6 +248,7 @@ class BackfillJob:
 
         heartbeat_every = float(get_config().get("scheduler", "heartbeat_seconds", 5.0))
         self.unfinished_by_date: dict[datetime, int] = defaultdict(int)
+        self.done_count = sum(1 for k in wanted if self.states.get(k) in DONE)
         for key in wanted:
             if self.states.get(key) not in DONE:
                 self.unfinished_by_date[key[2]] += 1
@@ -267,7 +267,7 @@ class BackfillJob:
         while True:
             now = utcnow()
             self._schedule(now)
-            self.progress.update(self._done_count(), self._counts())
+            self.progress.update(self.done_count, self._counts)
             if not self.executor.has_work and not self.ready:
                 if self.retry_heap:
                     wait = (self.retry_heap[0][0] - now).total_seconds()
@@ -290,7 +290,7 @@ class BackfillJob:
                 jobs.heartbeat(self.job_id)  # type: ignore[arg-type]
                 self.executor.heartbeat()
                 last_beat = now
-        self.progress.update(self._done_count(), self._counts(), force=True)
+        self.progress.update(self.done_count, self._counts, force=True)
 
     def _refresh_external(self, keys: list[TaskKey]) -> None:
         """Wait for instances another process is running, reading their state now and then."""
@@ -312,6 +312,7 @@ class BackfillJob:
         if key not in self.wanted:
             return
         if previous not in DONE and state in DONE:
+            self.done_count += 1
             self.unfinished_by_date[key[2]] -= 1
             if self.unfinished_by_date[key[2]] == 0:
                 self._activate_dates()
@@ -554,9 +555,6 @@ class BackfillJob:
             counts[self.states.get(key) or "none"] += 1
         return counts
 
-    def _done_count(self) -> int:
-        return sum(1 for k in self.wanted if self.states.get(k) in DONE)
-
     def _result(self, wanted: list[TaskKey], started: datetime) -> BackfillResult:
         counts: dict[str, int] = defaultdict(int)
         failed, blocked = [], []
@@ -574,10 +572,3 @@ class BackfillJob:
                               deadlocked=blocked if not self.dry_run else [],
                               seconds=(utcnow() - started).total_seconds())
 
-
-def check_regex(pattern: str) -> None:
-    """Raise a clear error for an invalid task regex."""
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise FluxError(f"invalid task regex {pattern!r}: {exc}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from flux.cli.table import render_table
@@ -25,7 +25,9 @@ class Progress:
         self._last_fraction = -1.0
         self._started = time.monotonic()
 
-    def update(self, done: int, counts: Mapping[str, int], force: bool = False) -> None:
+    def update(self, done: int, counts: Mapping[str, int] | Callable[[], Mapping[str, int]],
+               force: bool = False) -> None:
+        """Show progress; ``counts`` may be a callable, called only when a line is drawn."""
         if not self.enabled or self.total == 0:
             return
         now = time.monotonic()
@@ -33,6 +35,7 @@ class Progress:
         if self.tty:
             if not force and now - self._last_draw < 0.1:
                 return
+            counts = counts() if callable(counts) else counts
             filled = int(BAR_WIDTH * fraction)
             bar = "#" * filled + "." * (BAR_WIDTH - filled)
             self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} {_counts(counts)}\033[K")
@@ -44,6 +47,7 @@ class Progress:
             if not force and fraction - self._last_fraction < 0.1 and now - self._last_draw < 10:
                 return
             self._last_fraction = fraction
+            counts = counts() if callable(counts) else counts
             self.stream.write(f"{self.label}: {done}/{self.total} done {_counts(counts)}\n")
             self.stream.flush()
         self._last_draw = now
