@@ -84,9 +84,14 @@ def core(session: nox.Session) -> None:
     _pytest(session, "tests/core")
 
 
+# Test dependencies only one plugin's tests need (flux-web's browser tests drive the system's
+# chromium through Playwright; `playwright install` is never run).
+PLUGIN_TEST_DEPS = {"web": ("playwright",)}
+
+
 def _plugin_session(name: str) -> None:
     def run(session: nox.Session) -> None:
-        session.install(*_local(name), *TEST_DEPS)
+        session.install(*_local(name), *TEST_DEPS, *PLUGIN_TEST_DEPS.get(name, ()))
         _pytest(session, "tests/core", f"tests/{name}")
 
     run.__doc__ = f"flux-core with flux-{name} only, against tests/core and tests/{name}."
@@ -132,5 +137,5 @@ def screenshots(session: nox.Session) -> None:
     script = ROOT / "docs" / "screenshots.py"
     if not script.is_file():
         session.skip("docs/screenshots.py does not exist yet")
-    session.install(*_local(*PLUGINS, examples=True))
+    session.install(*_local(*PLUGINS, examples=True), "playwright")
     session.run("python", str(script.relative_to(ROOT)), *session.posargs)
