@@ -330,6 +330,8 @@ def test_to_csv_then_load_csv_round_trip(loader, mysql_db: MySqlDatabase, tmp_pa
 
 def test_a_16_mb_value_through_every_method(mysql_db: MySqlDatabase, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch):
+    from flux_mysql.transfers import MySqlToMySqlOperator
+
     # 16,000,000 bytes of UTF-8 fits the server's default max_allowed_packet (16 MiB) with the
     # statement around it; the test reads the limit so that a larger server setting changes nothing.
     limit = int(mysql_db.sql("SELECT @@max_allowed_packet")[0][0])
@@ -347,6 +349,14 @@ def test_a_16_mb_value_through_every_method(mysql_db: MySqlDatabase, tmp_path: P
     monkeypatch.setenv("FLUX_CONN_LOCAL_MYSQL", mysql_db.uri(local_infile="true"))
     assert hook().load_csv(out, "copy") == 1
     assert mysql_db.sql("SELECT COUNT(*) FROM copy JOIN big USING (id, body)") == ((1,),)
+    mysql_db.sql("DELETE FROM copy")
+    mysql_db.sql("INSERT INTO big VALUES (0, 'small'), (3, 'small too')")
+    transfer = MySqlToMySqlOperator(task_id="copy_big", sql="SELECT * FROM big ORDER BY id",
+                                    source_mysql_dbid="local_mysql", destination_mysql_dbid="local_mysql",
+                                    destination_table="copy", batch_size=2)
+    assert transfer.execute({}) == 3
+    assert mysql_db.sql("SELECT COUNT(*) FROM copy JOIN big USING (id, body)") == ((3,),)
+    mysql_db.sql("DELETE FROM big WHERE id <> 1")
     # A value over the server's max_allowed_packet is refused whole, with the server's reason.
     with pytest.raises(pymysql.err.OperationalError, match="max_allowed_packet"):
         h.run("INSERT INTO big VALUES (%s, %s)", (2, "x" * (limit + 1)))
