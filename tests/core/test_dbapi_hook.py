@@ -373,6 +373,19 @@ def test_load_csv_with_header(backend: Backend, tmp_path: Path) -> None:
     )
 
 
+def test_load_csv_takes_fields_larger_than_the_csv_default(backend: Backend, tmp_path: Path) -> None:
+    if backend.name == "mysql":
+        pytest.skip("name is VARCHAR(200) there; flux-mysql's tests load 16 MB values")
+    import csv
+
+    big = "x" * 300_000  # the csv module refuses fields over 131,072 characters by default
+    source = _write(tmp_path / "big.csv", f"id,name\n1,{big}\n")
+    limit = csv.field_size_limit()
+    assert backend.hook.load_csv(source, "t") == 1
+    assert backend.hook.get_first("SELECT name FROM t") == (big,)
+    assert csv.field_size_limit() == limit  # put back afterwards
+
+
 def test_load_csv_round_trip_and_column_options(backend: Backend, tmp_path: Path) -> None:
     _insert(backend, (1, "x"), (2, None))
     dumped = tmp_path / "dump.csv"

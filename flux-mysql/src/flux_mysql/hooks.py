@@ -10,14 +10,13 @@ PyMySQL is imported inside the methods: this module is imported whenever Flux li
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import closing
 from typing import Any, ClassVar
 
 from flux.exceptions import HookError, MissingDependencyError
-from flux.hooks.dbapi import DbApiHook, Parameters
+from flux.hooks.dbapi import DbApiHook, Parameters, large_csv_fields
 
 #: How :meth:`MySqlHook.insert_rows` (and the transfers) treat a row whose key already exists.
 ON_DUPLICATE = ("error", "replace", "ignore")
@@ -36,7 +35,6 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 DEFAULT_CHARSET = "utf8mb4"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: the largest CSV field load_csv reads: 1 GiB, MySQL's largest packet
-CSV_FIELD_LIMIT = 1 << 30
 
 
 class MySqlHook(DbApiHook):
@@ -265,7 +263,7 @@ class MySqlHook(DbApiHook):
         way on a row with the wrong number of fields, a value that does not fit or a duplicate key
         (see :meth:`flux.hooks.dbapi.DbApiHook.load_csv` for the rules).
         """
-        with _large_csv_fields():
+        with large_csv_fields():
             return self._load_csv(path, table, columns, delimiter, header, batch_size, null_value)
 
     def _load_csv(self, path: str | os.PathLike[str], table: str, columns: Sequence[str] | None,
@@ -295,20 +293,6 @@ def check_on_duplicate(on_duplicate: str) -> None:
     if on_duplicate not in ON_DUPLICATE:
         raise HookError(f"on_duplicate must be one of {', '.join(map(repr, ON_DUPLICATE))}, "
                         f"not {on_duplicate!r}")
-
-
-@contextmanager
-def _large_csv_fields() -> Iterator[None]:
-    """Let :mod:`csv` read fields as large as MySQL values (its default limit is 128 KiB).
-
-    The limit is process-wide, so it is raised for the load only and put back afterwards.
-    """
-    previous = csv.field_size_limit()
-    csv.field_size_limit(max(previous, CSV_FIELD_LIMIT))
-    try:
-        yield
-    finally:
-        csv.field_size_limit(previous)
 
 
 def _server_allows_local_infile(conn: Any) -> bool:

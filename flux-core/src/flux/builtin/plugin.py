@@ -21,8 +21,9 @@ def flux_commands() -> list[Any]:
 @hookimpl
 def flux_operators() -> list[Any]:
     from flux.builtin.operators import DummyOperator, EmptyOperator, FileSensor, PythonOperator
+    from flux.transfers import DbApiToDbApiTransfer
 
-    return [PythonOperator, EmptyOperator, DummyOperator, FileSensor]
+    return [PythonOperator, EmptyOperator, DummyOperator, FileSensor, DbApiToDbApiTransfer]
 
 
 @hookimpl

@@ -488,7 +488,7 @@ class DbApiHook(BaseHook):
             handle = source.open(newline="", encoding="utf-8-sig")
         except OSError as exc:
             raise HookError(f"cannot read {source}: {exc.strerror or exc}") from None
-        with handle, self._connected() as conn:
+        with handle, self._connected() as conn, large_csv_fields():
             reader = csv.reader(handle, delimiter=delimiter)
             first = next(reader, None) if header else None
             if header and first is None:
@@ -562,3 +562,22 @@ def _match_columns(wanted: Sequence[str], table_columns: Sequence[str], table: s
     if repeated:
         raise HookError(f"{what} names column {', '.join(repeated)} more than once; nothing was loaded")
     return matched
+
+
+#: The largest CSV field loads accept (the csv module's default is 128 KiB; a MySQL LONGTEXT or a
+#: PostgreSQL text value can be far larger).
+CSV_FIELD_LIMIT = 1 << 30
+
+
+@contextmanager
+def large_csv_fields() -> Iterator[None]:
+    """Let :mod:`csv` read fields up to :data:`CSV_FIELD_LIMIT` while the block runs.
+
+    The limit is process-wide, so it is raised for the load only and put back afterwards.
+    """
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, CSV_FIELD_LIMIT))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
