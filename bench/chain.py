@@ -5,7 +5,8 @@ parallelism 2, SQLite, a fresh ``FLUX_HOME`` per repetition. Reports millisecond
 (the backfill's time / 200, median of 3): the latency from one task's end to the next one's end,
 which a fan-out's throughput hides::
 
-    chain: 200 hops (BashOperator, local, parallelism 2) in 1.65 s = 8.2 ms/hop (median of 3)
+    chain: 200 hops (BashOperator, local, parallelism 2) in 1.65 s = 8.2 ms/hop (median of 3,
+    1.60-1.71 s)
 
 It reuses the machinery of ``fanout.py`` (a child process per repetition, the same DAG file).
 """
@@ -15,14 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fanout import Repetition, measure, median_rep, operator_note
+from fanout import Repetition, measure, median_rep, operator_note, spread
 
 
 def describe(repetitions: list[Repetition], tasks: int, parallelism: int) -> str:
     rep = median_rep(repetitions)
-    return (f"chain: {tasks} hops ({operator_note(rep.operator)}, local, parallelism "
-            f"{parallelism}) in {rep.seconds:.2f} s = {ms_per_hop(rep, tasks):.1f} ms/hop "
-            f"(median of {len(repetitions)})")
+    return (f"chain: {tasks} hops ({rep.operator}, local, parallelism {parallelism}) in "
+            f"{rep.seconds:.2f} s = {ms_per_hop(rep, tasks):.1f} ms/hop ({spread(repetitions)})"
+            f"{operator_note(rep.operator)}")
 
 
 def ms_per_hop(rep: Repetition, tasks: int) -> float:
