@@ -127,3 +127,13 @@ def test_flux_core_sources_do_not_mention_flask() -> None:
     offenders = [p for p in core.rglob("*.py") if "import flask" in p.read_text().lower()
                  or "from flask" in p.read_text().lower()]
     assert offenders == []
+
+
+def test_the_plugins_page_credits_each_plugins_pages(users: None, flux_env: Path) -> None:
+    from flux_web.app import create_app
+
+    _register(HelloPages(), "hello_pages")
+    app = create_app({"TESTING": True})
+    page = sign_in(app, "alice", "alice-password").get("/plugins").get_data(as_text=True)
+    assert "<td>auth, dags, task_instances, site, api</td>" in page
+    assert "<td>hello</td></tr>" in page

@@ -39,6 +39,7 @@ def _register_blueprints(app: Flask) -> None:
     if "flux_web_blueprints" not in manager.hook_names():
         manager.add_hookspecs(hookspecs)
     menu: list[tuple[str, str]] = []
+    by_plugin: dict[str, list[str]] = {}
     # Discovery order (pluggy would call the last registered first), so core pages come first.
     for impl in manager.hook.flux_web_blueprints.get_hookimpls():
         try:
@@ -46,10 +47,13 @@ def _register_blueprints(app: Flask) -> None:
             for blueprint in blueprints:
                 app.register_blueprint(blueprint)
                 menu.extend(getattr(blueprint, "flux_menu", []) or [])
+                by_plugin.setdefault(impl.plugin_name, []).append(blueprint.name)
         except Exception:  # one plugin's broken pages must not take the web server down
             log.exception("plugin %r: flux_web_blueprints failed; its pages are left out",
                           impl.plugin_name)
     app.config["FLUX_MENU"] = menu
+    #: plugin name -> the names of the blueprints it added (the plugins page shows them)
+    app.config["FLUX_BLUEPRINTS"] = by_plugin
 
 
 def _wants_json() -> bool:

@@ -77,11 +77,24 @@ def ti_url(dag_id: str, task_id: str, execution_date: datetime) -> str:
     return ti_url_prefix(dag_id, task_id) + quoted_date(execution_date)
 
 
+def dag_file(path: str | None) -> str:
+    """A DAG file's path relative to the DAG folder when it is inside it (shorter, and it does not
+    show where the installation lives)."""
+    import os
+
+    from flux.config import get_config
+
+    if not path:
+        return ""
+    folder = str(get_config().dags_folder).rstrip(os.sep) + os.sep
+    return path[len(folder):] if path.startswith(folder) else path
+
+
 def install(app: Flask, state: Any) -> None:
     """Register the filters and the layout's context."""
     css = state_css()
     app.jinja_env.filters.update(
-        when=when, url_date=url_date, duration=duration, state_class=state_class,
+        when=when, url_date=url_date, duration=duration, state_class=state_class, dag_file=dag_file,
     )
     app.jinja_env.globals.update(ti_url=ti_url, STATES=[s for s in state.ALL if s is not None])
 

@@ -22,6 +22,10 @@
   var ganttCanvas = document.getElementById("gantt-chart");
   if (gantt && ganttCanvas && gantt.bars.length) {
     var bars = gantt.bars;
+    // The run's own time span (a bar chart's value axis would otherwise start at 1970).
+    var first = Math.min.apply(null, bars.map(function (b) { return b.start; }));
+    var last = Math.max.apply(null, bars.map(function (b) { return Math.max(b.end, b.start + 500); }));
+    var margin = Math.max((last - first) * 0.02, 100);
     var chart = new Chart(ganttCanvas, {
       type: "bar",
       data: {
@@ -43,8 +47,9 @@
               " → " + timeLabel(b.end) + " (" + seconds((b.end - b.start) / 1000) + ")";
           } } }
         },
-        scales: { x: { type: "linear", ticks: { callback: function (v) { return timeLabel(v).slice(11); } },
-                       title: { display: true, text: "time (UTC)" } } },
+        scales: { x: { type: "linear", min: first - margin, max: last + margin, beginAtZero: false,
+                       ticks: { callback: function (v) { return timeLabel(v).slice(11); } },
+                       title: { display: true, text: "time (UTC), from " + timeLabel(first) } } },
         onClick: function (event, elements) {
           if (elements.length) { window.location.href = bars[elements[0].index].url; }
         }

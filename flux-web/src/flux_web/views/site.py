@@ -53,9 +53,12 @@ def connections() -> Any:
 @bp.get("/plugins")
 def plugins() -> Any:
     """What ``flux plugins`` shows."""
+    from flask import current_app
+
     from flux.plugins import KINDS, get_plugin_manager
 
-    return render_template("plugins.html", plugins=get_plugin_manager().describe(), kinds=list(KINDS))
+    return render_template("plugins.html", plugins=get_plugin_manager().describe(), kinds=list(KINDS),
+                           pages=current_app.config.get("FLUX_BLUEPRINTS", {}))
 
 
 @bp.get("/audit")
