@@ -31,6 +31,14 @@ class HelloPages:
         def index() -> str:
             return "hello from a plugin"
 
+        @bp.get("/page")
+        def page() -> str:
+            from flask import render_template_string
+
+            return render_template_string(
+                "{% extends 'base.html' %}{% block content %}<p id=hello>{{ who }}</p>{% endblock %}",
+                who="<plugin>")
+
         @bp.post("/poke")
         def poke() -> str:
             return "poked " + request.form.get("what", "")
@@ -65,6 +73,8 @@ def test_a_plugins_blueprint_is_served_behind_the_sign_in(users: None, flux_env:
     assert client.get("/hello/").status_code == 302  # the central sign-in applies to it too
     admin = sign_in(app, "alice", "alice-password")
     assert admin.get("/hello/").get_data(as_text=True) == "hello from a plugin"
+    page = admin.get("/hello/page").get_data(as_text=True)
+    assert "<p id=hello>&lt;plugin&gt;</p>" in page and "Sign out" in page  # inside the layout
     assert 'href="/hello/">Hello</a>' in admin.get("/dags").get_data(as_text=True)
     viewer = sign_in(app, "victor", "victor-password")
     assert viewer.post("/hello/poke", {"what": "x"}).status_code == 403  # roles apply too
