@@ -270,3 +270,20 @@ def test_the_static_files_ship_with_the_package() -> None:
         assert (static / name).stat().st_size > 0, name
     readme = (static / "vendor" / "README.md").read_text()
     assert "3.1.3" in readme and "4.6.1" in readme
+
+
+def test_every_template_and_static_file_is_declared_package_data() -> None:
+    import tomllib
+
+    import flux_web
+
+    package = Path(flux_web.__file__).parent
+    pyproject = package.parents[1] / "pyproject.toml"
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["flux_web"]
+    files = [p.relative_to(package).as_posix() for folder in ("templates", "static")
+             for p in (package / folder).rglob("*") if p.is_file()]
+    assert len(files) > 20
+    # setuptools globs: `*` never crosses a folder
+    regexes = [re.compile(re.escape(p).replace(r"\*", "[^/]*") + "$") for p in patterns]
+    missing = [f for f in files if not any(r.match(f) for r in regexes)]
+    assert missing == []
