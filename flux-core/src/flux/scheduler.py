@@ -5,6 +5,14 @@ has passed; start manually triggered runs; queue the task instances that are rea
 whose instances all ended; and fail or retry instances whose process died (zombies). A pass reads
 only *active* runs and their instances (by index on state), so it costs the same with a million
 finished instances in the database as with none.
+
+Several schedulers may run at once on MariaDB 10.6+, MySQL 8.0.1+ or PostgreSQL 9.5+. They share
+the work through row locks taken with ``SELECT ... FOR UPDATE SKIP LOCKED``: a pass creates and
+starts runs only of the DAG rows it locked, and queues task instances only of the running
+``dag_run`` rows it locked, so two passes never work on the same run. Pool slots are counted and
+taken under a (waiting) lock on the pool's row, so two schedulers never overfill a pool. Their
+sessions read at READ COMMITTED, so what one committed is what the other sees next. Where rows
+cannot be locked that way (SQLite, older servers), a second scheduler refuses to start.
 """
 
 from __future__ import annotations
@@ -14,10 +22,13 @@ import os
 import signal
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from flux.dag import DAG
 from flux.dagbag import DagBag
@@ -30,6 +41,49 @@ from flux.state import DagRunState, State
 log = logging.getLogger(__name__)
 
 RUNNABLE = frozenset({None, State.SCHEDULED, State.UP_FOR_RETRY, State.UP_FOR_RESCHEDULE})
+
+
+def skip_locked_supported(dialect: str, version: tuple[Any, ...] | None, is_mariadb: bool) -> bool:
+    """Whether a database server runs ``SELECT ... FOR UPDATE SKIP LOCKED``.
+
+    PostgreSQL 9.5+, MySQL 8.0.1+, MariaDB 10.6+ do; SQLite has no row locks at all.
+    """
+    if dialect == "postgresql":
+        return version is None or tuple(version[:2]) >= (9, 5)
+    if dialect in ("mysql", "mariadb"):
+        if not version:
+            return False
+        numbers = tuple(v for v in version if isinstance(v, int))
+        return numbers[:2] >= (10, 6) if is_mariadb else numbers[:3] >= (8, 0, 1)
+    return False
+
+
+def database_locks_rows(url: str | None = None) -> bool:
+    """Whether the metadata database can coordinate several schedulers (SKIP LOCKED row locks)."""
+    from flux.db import get_engine
+
+    engine = get_engine(url)
+    dialect = engine.dialect
+    if dialect.name == "sqlite":
+        return False
+    if dialect.server_version_info is None:  # the dialect learns the version on first connect
+        with engine.connect():
+            pass
+    return skip_locked_supported(dialect.name, dialect.server_version_info,
+                                 bool(getattr(dialect, "is_mariadb", False)))
+
+
+def describe_server(url: str | None = None) -> str:
+    """``"MariaDB 10.5.3"``, ``"SQLite"``... for messages."""
+    from flux.db import get_engine
+
+    dialect = get_engine(url).dialect
+    if dialect.name == "sqlite":
+        return "SQLite"
+    name = "MariaDB" if getattr(dialect, "is_mariadb", False) else {
+        "mysql": "MySQL", "postgresql": "PostgreSQL"}.get(dialect.name, dialect.name)
+    version = ".".join(str(v) for v in (dialect.server_version_info or ()) if isinstance(v, int))
+    return f"{name} {version}".strip()
 
 
 class DagFolder:
@@ -130,6 +184,8 @@ class Scheduler:
         self.job_id: int | None = None
         self.stopping = False
         self.queued_keys: set[TaskKey] = set()
+        #: whether passes lock the rows they work on (several schedulers may run); set by run()
+        self.row_locks = False
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -137,7 +193,7 @@ class Scheduler:
         """Run passes until SIGTERM/SIGINT (or ``num_runs`` passes)."""
         from flux import jobs
 
-        self._refuse_second_on_sqlite()
+        self._refuse_unsafe_second()
         self.job_id = jobs.start_job(self.job_type, self.only_dag_id)
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM,)}
         try:
@@ -169,34 +225,72 @@ class Scheduler:
         for event in self.executor.terminate() or []:
             self._on_event(event)
 
-    def _refuse_second_on_sqlite(self) -> None:
+    def _refuse_unsafe_second(self) -> None:
+        """Turn row locks on where the database has them; else refuse to be a second scheduler."""
         from flux.db import is_sqlite, session_scope
         from flux.models import Job
 
-        if not is_sqlite():
+        self.row_locks = database_locks_rows()
+        if self.row_locks:
             return
-        cutoff = utcnow() - timedelta(seconds=max(self.heartbeat_seconds * 3, 15))
         with session_scope() as session:
             other = session.execute(select(Job).where(
                 Job.job_type == self.job_type, Job.state == "running",
-                Job.latest_heartbeat >= cutoff)).scalars().first()
-        if other is not None:
+                Job.latest_heartbeat >= self._alive_cutoff())).scalars().first()
+        if other is None:
+            return
+        if is_sqlite():
             raise SchedulerError(
                 f"another scheduler is running (pid {other.pid} on {other.hostname}); SQLite cannot "
                 "coordinate two schedulers: stop it, or use MySQL/MariaDB or PostgreSQL")
+        raise SchedulerError(
+            f"another scheduler is running (pid {other.pid} on {other.hostname}); this database "
+            f"server ({describe_server()}) cannot lock rows with SKIP LOCKED, so two schedulers "
+            "could queue a task instance twice: stop it, or use MariaDB 10.6+, MySQL 8.0.1+ or "
+            "PostgreSQL 9.5+")
+
+    def _alive_cutoff(self) -> datetime:
+        """A job whose heartbeat is older than this is taken for dead."""
+        return utcnow() - timedelta(seconds=max(self.heartbeat_seconds * 3, 15))
+
+    @contextmanager
+    def _session(self) -> Iterator[Any]:
+        """A session for a pass: READ COMMITTED where rows are locked (see the module docstring)."""
+        from flux.db import session_scope
+
+        with session_scope() as session:
+            if self.row_locks:
+                session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+            yield session
+
+    def _locked(self, stmt: Any) -> Any:
+        """``stmt`` locking the rows it reads, skipping rows another scheduler holds."""
+        return stmt.with_for_update(skip_locked=True) if self.row_locks else stmt
 
     def _adopt_or_reset(self) -> None:
         """Instances left queued by a dead scheduler are reset; running ones keep running if alive."""
+        self._reset_orphans()
+        self._find_zombies()
+
+    def _reset_orphans(self) -> None:
+        """Reset instances queued by a process that is gone (not those of a live scheduler/backfill)."""
         from flux.db import session_scope
-        from flux.models import TaskInstance
+        from flux.models import Job, TaskInstance
         from flux.transitions import transition
 
         with session_scope() as session:
-            for ti in session.execute(select(TaskInstance).where(
-                    TaskInstance.state == State.QUEUED)).scalars():
+            queued = session.execute(select(TaskInstance).where(
+                TaskInstance.state == State.QUEUED)).scalars().all()
+            if not queued:
+                return
+            alive = set(session.execute(select(Job.id).where(
+                Job.state == "running", Job.latest_heartbeat >= self._alive_cutoff())).scalars())
+            alive.add(self.job_id)
+            for ti in queued:
+                if ti.job_id is not None and ti.job_id in alive:
+                    continue
                 transition(session, ti, None, expect_state=State.QUEUED, expect_try=ti.try_number,
                            note="reset: queued by a scheduler that is gone")
-        self._find_zombies()
 
     # --- the loop --------------------------------------------------------------------------------
 
@@ -215,15 +309,17 @@ class Scheduler:
                 last_list = started
             try:
                 self._pass()
-            except FluxError as exc:  # the database went away for a moment: try again
-                log.error("scheduler pass failed: %s", exc)
+            except (FluxError, SQLAlchemyError) as exc:  # the database went away for a moment, or
+                # a deadlock with another scheduler was broken by the server: try again
+                log.error("scheduler pass failed: %s", str(exc).splitlines()[0])
                 time.sleep(min(self.loop_interval, 5.0))
             if started - last_beat >= self.heartbeat_seconds:
                 try:
                     jobs.heartbeat(self.job_id)  # type: ignore[arg-type]
                     self._find_zombies()
-                except FluxError as exc:
-                    log.error("heartbeat failed: %s", exc)
+                    self._reset_orphans()
+                except (FluxError, SQLAlchemyError) as exc:
+                    log.error("heartbeat failed: %s", str(exc).splitlines()[0])
                 last_beat = started
             passes += 1
             if self.num_runs is not None and passes >= self.num_runs:
@@ -245,14 +341,23 @@ class Scheduler:
         return dags
 
     def _pass(self) -> None:
-        from flux.db import session_scope
-
-        with session_scope() as session:
+        with self._session() as session:
             paused = self._paused(session)
             dags = {k: v for k, v in self._dags().items() if k not in paused}
-            self._create_runs(session, dags)
-            self._start_queued_runs(session, dags)
+            mine = self._claim_dags(session, dags)
+            self._create_runs(session, mine)
+            self._start_queued_runs(session, mine)
         self._schedule_instances(dags)
+
+    def _claim_dags(self, session: Any, dags: dict[str, DAG]) -> dict[str, DAG]:
+        """The DAGs whose rows this pass locked (another scheduler works on the others now)."""
+        from flux.models import DagModel
+
+        if not self.row_locks or not dags:
+            return dags
+        locked = set(session.execute(self._locked(select(DagModel.dag_id).where(
+            DagModel.dag_id.in_(list(dags))))).scalars())
+        return {k: v for k, v in dags.items() if k in locked}
 
     def _paused(self, session: Any) -> set[str]:
         from flux.models import DagModel
@@ -323,8 +428,11 @@ class Scheduler:
         """Manually triggered (or cleared) runs waiting to start, within max_active_runs."""
         from flux.models import DagRun
 
+        if not dags:
+            return
         queued = session.execute(select(DagRun).where(
-            DagRun.state == DagRunState.QUEUED).order_by(DagRun.execution_date)).scalars().all()
+            DagRun.state == DagRunState.QUEUED, DagRun.dag_id.in_(list(dags)))
+            .order_by(DagRun.execution_date)).scalars().all()
         if not queued:
             return
         running = defaultdict(int, session.execute(
@@ -341,16 +449,17 @@ class Scheduler:
     # --- task instances --------------------------------------------------------------------------
 
     def _schedule_instances(self, dags: dict[str, DAG]) -> None:
-        from flux.db import session_scope
         from flux.models import DagRun, TaskInstance
         from flux.transitions import transition
 
         now = utcnow()
         to_queue: list[tuple[TaskKey, Any]] = []
-        with session_scope() as session:
-            runs = session.execute(select(DagRun).where(
-                DagRun.state == DagRunState.RUNNING)).scalars().all()
-            runs = [r for r in runs if r.dag_id in dags]
+        if not dags:
+            return
+        with self._session() as session:
+            # the runs another scheduler works on now are skipped, not waited for
+            runs = session.execute(self._locked(select(DagRun).where(
+                DagRun.state == DagRunState.RUNNING, DagRun.dag_id.in_(list(dags))))).scalars().all()
             if not runs:
                 return
             by_dag: dict[str, list[DagRun]] = defaultdict(list)
@@ -450,8 +559,10 @@ class Scheduler:
         pools = {dags[k[0]].get_task(k[1]).pool for k, _ in ready} - {None}
         free: dict[str, int] = {}
         if pools:
-            sizes = dict(session.execute(select(Pool.pool, Pool.slots).where(
-                Pool.pool.in_(list(pools)))).all())
+            # Waiting (not skipping) on the pools' rows: the other scheduler's pass takes its slots
+            # and commits first, then this one counts what is left.
+            stmt = select(Pool.pool, Pool.slots).where(Pool.pool.in_(sorted(pools)))
+            sizes = dict(session.execute(stmt.with_for_update() if self.row_locks else stmt).all())
             used = dict(session.execute(
                 select(TaskInstance.pool, func.sum(TaskInstance.pool_slots))
                 .where(TaskInstance.state.in_([State.QUEUED, State.RUNNING]),
