@@ -480,14 +480,19 @@ class BackfillJob:
         now = utcnow()
         queued = []
         for key in keys:
-            ti = session.get(TaskInstance, key)
-            if ti is None:
+            # What this job holds in memory is what the row should say; the guarded update checks
+            # it, so the row is read only when someone else changed it meanwhile.
+            ti = TaskInstance(dag_id=key[0], task_id=key[1], execution_date=key[2],
+                              state=self.states.get(key), try_number=self.tries.get(key, 0))
+            if not transition(session, ti, State.QUEUED, expect_state=ti.state,
+                              expect_try=ti.try_number, queued_at=now, job_id=self.job_id):
+                stored = session.get(TaskInstance, key)
+                if stored is not None:
+                    self.tries[key] = stored.try_number
+                    self._set_state(key, stored.state)
                 continue
-            if transition(session, ti, State.QUEUED, expect_state=ti.state, expect_try=ti.try_number,
-                          queued_at=now, job_id=self.job_id):
-                self.states[key] = State.QUEUED
-                self.tries[key] = ti.try_number
-                queued.append(key)
+            self.states[key] = State.QUEUED
+            queued.append(key)
         return queued
 
     def _request(self, key: TaskKey) -> TaskRequest:
@@ -499,7 +504,7 @@ class BackfillJob:
         return TaskRequest(
             dag_id=key[0], task_id=key[1], execution_date=key[2],
             try_number=self.tries.get(key, 0) + 1,
-            dag_file=None if self.executor.shares_memory else self.dag.fileloc,
+            dag_file=self.dag.fileloc if not self.executor.shares_memory or self.dry_run else None,
             mark_success=self.mark_success, pool=task.pool, queue=task.queue,
             priority_weight=task.priority_weight, run_id=f"backfill__{key[2].isoformat()}",
             job_id=self.job_id, hard_timeout=timeout + 2 * grace + 5 if timeout else None)

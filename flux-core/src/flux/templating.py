@@ -50,6 +50,8 @@ def render_value(value: Any, context: dict[str, Any], env: jinja2.Environment,
     if isinstance(value, str):
         if template_ext and value.strip().endswith(template_ext):
             return env.get_template(value.strip()).render(context)
+        if "{" not in value:
+            return value  # no {{ }}, {% %} or {# #}: compiling it would change nothing
         return env.from_string(value).render(context)
     if isinstance(value, (list, tuple)):
         return type(value)(render_value(v, context, env, template_ext) for v in value)
