@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from markupsafe import Markup, escape
 
 from flux.db import session_scope
+from flux.exceptions import DagNotFound
 from flux.state import State
 from flux_web import actions, queries
+from flux_web.dagcache import get_cache
 from flux_web.security import admin_only, safe_next
-from flux_web.templating import state_class, url_date, when
+from flux_web.templating import quoted_date, state_class, ti_url, ti_url_prefix, url_date, when
 from flux_web.views.common import date_arg, find_dag, int_arg, parse_date_value, user_name
 
 bp = Blueprint("dags", __name__)
@@ -72,10 +75,6 @@ def _tree_cells(dag_id: str, grid: queries.TreeGrid, rows: list[Any]) -> list[di
     """Each row with its cells as ready markup (thousands of cells: the template would escape and
     format each value one by one). Safe by construction: classes come from a fixed set, links from
     percent-quoted ids, and state labels are escaped once each."""
-    from markupsafe import Markup, escape
-
-    from flux_web.templating import quoted_date, ti_url_prefix
-
     keys = [quoted_date(d) for d in grid.dates]
     labels: dict[str | None, str] = {}
     classes: dict[str | None, str] = {}
@@ -116,8 +115,6 @@ def graph(dag_id: str) -> Any:
         chosen, runs = _chosen_date(dag_id, session)
         states = ({ti.task_id: ti.state for ti in queries.task_instances_of_date(session, dag_id, chosen)}
                   if chosen is not None else {})
-    from flux_web.templating import ti_url
-
     data = {
         "nodes": [{"id": t.task_id, "operator": t.operator_name, "state": states.get(t.task_id),
                    "url": ti_url(dag_id, t.task_id, chosen) if chosen is not None else None}
@@ -137,8 +134,6 @@ def gantt(dag_id: str) -> Any:
     with session_scope() as session:
         chosen, runs = _chosen_date(dag_id, session)
         tis = queries.task_instances_of_date(session, dag_id, chosen) if chosen is not None else []
-    from flux_web.templating import ti_url
-
     bars = [{"task_id": ti.task_id, "state": ti.state, "try_number": ti.try_number,
              "start": ti.start_date.timestamp() * 1000,
              "end": (ti.end_date or ti.heartbeat or ti.start_date).timestamp() * 1000,
@@ -172,8 +167,6 @@ def code(dag_id: str) -> Any:
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import PythonLexer
 
-    from flux.exceptions import DagNotFound
-
     summary, dag = find_dag(dag_id)
     try:
         with open(dag.fileloc, "rb") as handle:
@@ -194,8 +187,6 @@ def set_paused(dag_id: str) -> Any:
     """Pause (``paused=true``) or unpause (``paused=false``) a DAG."""
     value = request.form.get("paused", "")
     if value not in ("true", "false"):
-        from flask import abort
-
         abort(400, description=f"paused: expected true or false, got {value!r}")
     paused = value == "true"
     actions.set_paused(dag_id, paused, user_name())
@@ -212,8 +203,6 @@ def trigger(dag_id: str) -> Any:
         conf = actions.parse_conf(request.form.get("conf"))
         raw_date = (request.form.get("execution_date") or "").strip()
         when = parse_date_value(raw_date) if raw_date else None
-        from flux_web.dagcache import get_cache
-
         run = actions.trigger(get_cache().bag(dag.fileloc), dag_id, conf, when, user_name())
         flash(f"Created run {run.run_id} of {dag_id}.")
         return redirect(url_for("dags.tree", dag_id=dag_id))
