@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from celery_harness import Cluster, RedisServer, wait_for, write_dag
 from sqlalchemy import event, func, select, text
 
 from flux import jobs
+from flux.dates import UTC
 from flux.db import get_engine, session_scope
 from flux.exceptions import SchedulerError
 from flux.models import DagRun, Pool, TaskInstance
@@ -186,3 +188,57 @@ def test_two_schedulers_race_on_500_runs(cluster: Cluster, redis_server: RedisSe
     assert len(peaks) == 200 and max(peaks) <= 3
     with session_scope() as session:  # both schedulers queued some of them
         assert len(set(session.execute(select(TaskInstance.job_id)).scalars())) == 2
+
+
+def test_pool_slots_are_counted_under_a_lock(server_db: str, tmp_path: Path) -> None:
+    """Scheduler B counts a pool's free slots only once scheduler A's pass, which took the last
+    slot, has committed: B waits on the pool's row, then finds the pool full."""
+    import threading
+
+    from flux.transitions import transition
+
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "pooled.py").write_text(textwrap.dedent("""
+        from datetime import datetime
+        from flux import DAG
+        from flux.operators import PythonOperator
+
+        with DAG("pooled", start_date=datetime(2024, 1, 1), schedule_interval=None) as dag:
+            PythonOperator(task_id="a", python_callable=lambda: 1, pool="one")
+            PythonOperator(task_id="b", python_callable=lambda: 2, pool="one")
+    """))
+    day = datetime(2024, 1, 1, tzinfo=UTC)
+    with session_scope() as session:
+        session.add(Pool(pool="one", slots=1))
+        for task_id in ("a", "b"):
+            session.add(TaskInstance(dag_id="pooled", task_id=task_id, execution_date=day,
+                                     state=None, try_number=0, max_tries=0, pool="one"))
+    first, second = (Scheduler(subdir=str(folder), executor="sequential") for _ in range(2))
+    for scheduler in (first, second):
+        scheduler.row_locks = True
+        scheduler.folder.refresh()
+    dags = first.folder.dags
+
+    def ready(session):  # type: ignore[no-untyped-def]
+        return [(ti.key, ti) for ti in session.execute(select(TaskInstance).where(
+            TaskInstance.state.is_(None)).order_by(TaskInstance.task_id)).scalars()]
+
+    seen: dict[str, object] = {}
+
+    def second_pass() -> None:
+        with second._session() as session:
+            candidates = ready(session)
+            seen["candidates"] = len(candidates)
+            seen["chosen"] = second._within_limits(session, candidates, dags)
+
+    with first._session() as session:
+        chosen = first._within_limits(session, ready(session), dags)
+        assert [key[1] for key, _ in chosen] == ["a"]
+        assert transition(session, chosen[0][1], State.QUEUED, expect_state=None, expect_try=0)
+        thread = threading.Thread(target=second_pass)
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the pool's row
+    thread.join(timeout=60)
+    assert seen == {"candidates": 2, "chosen": []}  # it saw both as ready, and no free slot
