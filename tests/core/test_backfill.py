@@ -252,6 +252,16 @@ def test_execution_timeout_fails_the_try() -> None:
     assert states("timeout")["after"] == State.UPSTREAM_FAILED
 
 
+def test_upstream_failed_reaches_the_end_of_a_chain() -> None:
+    with dag_of("long_chain") as dag:
+        first = py("a", fail)
+        first >> py("b") >> py("c") >> py("d")
+    result = run(dag)
+    assert states("long_chain") == {"a": State.FAILED, "b": State.UPSTREAM_FAILED,
+                                    "c": State.UPSTREAM_FAILED, "d": State.UPSTREAM_FAILED}
+    assert not result.deadlocked
+
+
 def test_trigger_rules_downstream_of_a_failure() -> None:
     with dag_of("rules") as dag:
         broken, fine = py("broken", fail), py("fine")
@@ -365,8 +375,9 @@ def test_dry_run_prints_the_commands_and_changes_nothing(capsys: pytest.CaptureF
         py("a") >> py("b")
     result = run(dag, DAY1, DAY2, dry_run=True)
     printed = capsys.readouterr().out.splitlines()
-    assert "flux run dry a 2024-01-01T00:00:00" in printed
-    assert "flux run dry b 2024-01-02T00:00:00" in printed
+    # each line is a command that runs that instance from anywhere: it names the DAG file
+    assert f"flux run dry a 2024-01-01T00:00:00 -sd {dag.fileloc}" in printed
+    assert f"flux run dry b 2024-01-02T00:00:00 -sd {dag.fileloc}" in printed
     assert len(printed) == 4
     assert result.counts == {"none": 4}
     assert instances("dry") == {}

@@ -125,7 +125,7 @@ def test_mark_success_and_dry_run(dag_file: str) -> None:
     assert dry.returncode == 0, dry.stderr
     commands = dry.stdout.splitlines()
     assert len(commands) == 4 and all(c.startswith("flux run cli_ok ") for c in commands)
-    assert "flux run cli_ok load 2024-01-02T00:00:00" in commands
+    assert f"flux run cli_ok load 2024-01-02T00:00:00 -sd {dag_file}" in commands
     assert stored() == {}
     marked = backfill(dag_file, "cli_ok", "-s", "2024-01-01", "-e", "2024-01-02", "-m")
     assert marked.returncode == 0 and table_rows(marked.stdout) == {"success": 4}

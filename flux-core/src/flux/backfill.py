@@ -269,6 +269,8 @@ class BackfillJob:
             self._schedule(now)
             self.progress.update(self.done_count, self._counts)
             if not self.executor.has_work and not self.ready:
+                if self.candidates:
+                    continue  # settling one level (upstream_failed, skipped) opened the next
                 if self.retry_heap:
                     wait = (self.retry_heap[0][0] - now).total_seconds()
                     if wait > 0:

@@ -169,6 +169,10 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
 
 def _execute_try(ti: TaskInstance, task: BaseOperator, options: RunOptions,
                  previous_state: str | None) -> RunResult:
+    from flux.connections import clear_secrets
+
+    # a long-lived worker must not mask an earlier task's secrets in this task's log
+    clear_secrets()
     path = tasklog.log_path(ti.dag_id, ti.task_id, ti.execution_date, ti.try_number)
     if options.announce:
         options.announce(str(path))

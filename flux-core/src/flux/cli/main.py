@@ -43,6 +43,10 @@ class FluxGroup(click.Group):
             return super().invoke(ctx)
         except FluxError as exc:
             raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            # click would say "Aborted!" and exit 1; shells expect 130 after Ctrl-C
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=FluxGroup, context_settings={"help_option_names": ["-h", "--help"]})
