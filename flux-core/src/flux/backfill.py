@@ -410,7 +410,9 @@ class BackfillJob:
 
     def _within_limits(self) -> list[TaskKey]:
         """Take from the ready queue what fits the executor's and the pools' free slots."""
-        slots = self.executor.open_slots - len(self.executor.pending)
+        # Keep one request waiting per worker: a worker that ends a try starts the next at once,
+        # instead of idling while this process records the end and picks what follows.
+        slots = 2 * self.executor.parallelism - len(self.executor.running) - len(self.executor.pending)
         chosen: list[TaskKey] = []
         held_back: list[tuple[tuple[int, datetime, int], TaskKey]] = []
         pool_free: dict[str, int] | None = None
