@@ -147,3 +147,15 @@ def test_the_plugins_page_credits_each_plugins_pages(users: None, flux_env: Path
     page = sign_in(app, "alice", "alice-password").get("/plugins").get_data(as_text=True)
     assert "<td>auth, dags, task_instances, site, api</td>" in page
     assert "<td>hello</td></tr>" in page
+
+
+def test_the_hookspec_is_documented_with_an_example() -> None:
+    import inspect
+
+    from flux_web import hookspecs
+
+    doc = inspect.getdoc(hookspecs.flux_web_blueprints) or ""
+    assert "Example" in doc and "def flux_web_blueprints(" in doc
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "web.md").read_text()
+    section = guide.split("## Adding pages from a plugin: `flux_web_blueprints()`", 1)[1]
+    assert "def flux_web_blueprints(" in section and "**Called**" in section
