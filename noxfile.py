@@ -20,7 +20,7 @@ nox.needs_version = ">=2025.2.9"
 nox.options.default_venv_backend = "uv|virtualenv"
 
 ROOT = Path(__file__).resolve().parent
-PLUGINS = ("bash", "mysql", "web")
+PLUGINS = ("bash", "mysql", "web", "celery")
 TEST_DEPS = ("pytest", "pytest-timeout", "hypothesis", "psycopg[binary]", "pymysql")
 # Pinned so that a new ruff release cannot turn CI red without a change in this repository.
 RUFF = "ruff==0.17.6"
