@@ -219,15 +219,36 @@ def test_append_env_false_replaces_the_environment(monkeypatch):
     assert "FLUX_HOME" not in names
 
 
-def test_default_cwd_is_a_temporary_folder_removed_afterwards():
+def test_default_cwd_is_a_scratch_folder_emptied_afterwards():
     from flux.operators import BashOperator
 
     with make_dag():
-        task = BashOperator(task_id="tmp", bash_command="touch here; pwd")
+        task = BashOperator(task_id="tmp", bash_command="touch here; mkdir sub; pwd")
+        again = BashOperator(task_id="again", bash_command="ls -A | wc -l; pwd")
     result, _ = run(task)
     folder = Path(result.return_value)
-    assert folder.name.startswith("flux-bash-")
-    assert not folder.exists()
+    assert folder.name == f"flux-bash-{os.getpid()}"
+    assert list(folder.iterdir()) == []  # what the command left is gone
+    second, _ = run(again)
+    assert second.return_value == str(folder)  # the next command starts in the same, empty folder
+
+
+def test_scratch_folders_of_dead_processes_are_removed(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    from flux_bash import command
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process that no longer exists
+    stale = tmp_path / f"flux-bash-{gone.pid}"
+    stale.mkdir()
+    (stale / "leftover").write_text("x")
+    monkeypatch.setattr(command, "_scratch", None)
+    folder = command._scratch_folder()
+    assert folder == str(tmp_path / f"flux-bash-{os.getpid()}")
+    assert not stale.exists()
 
 
 def test_connection_password_never_reaches_the_log(monkeypatch):

@@ -136,13 +136,66 @@ class BashCommandMixin:
 
 @contextlib.contextmanager
 def _working_directory(cwd: str | None) -> Iterator[str]:
-    """``cwd`` checked to exist, or a temporary folder (removed afterwards) when ``cwd`` is None."""
+    """``cwd`` checked to exist, or this process's scratch folder (emptied afterwards) when None."""
     if cwd is None:
-        with tempfile.TemporaryDirectory(prefix="flux-bash-", ignore_cleanup_errors=True) as folder:
+        folder = _scratch_folder()
+        try:
             yield folder
+        finally:
+            _empty(folder)
         return
     if not os.path.exists(cwd):
         raise TaskFailed(f"cwd {cwd!r} does not exist")
     if not os.path.isdir(cwd):
         raise TaskFailed(f"cwd {cwd!r} is not a directory")
     yield cwd
+
+
+SCRATCH_PREFIX = "flux-bash-"
+_scratch: tuple[int, str] | None = None
+
+
+def _scratch_folder() -> str:
+    """An empty folder owned by this process, made once and reused by every command it runs.
+
+    Making and removing a fresh temporary folder per command costs more than a small command
+    itself; an emptied folder is just as clean. Folders of processes that are gone (a worker
+    that was killed) are removed when the next one is made.
+    """
+    global _scratch
+    pid = os.getpid()
+    if _scratch is not None and _scratch[0] == pid and os.path.isdir(_scratch[1]):
+        return _scratch[1]
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if name.startswith(SCRATCH_PREFIX) and name[len(SCRATCH_PREFIX):].isdigit():
+            owner = int(name[len(SCRATCH_PREFIX):])
+            if owner != pid and not _alive(owner):
+                shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    folder = os.path.join(root, f"{SCRATCH_PREFIX}{pid}")
+    shutil.rmtree(folder, ignore_errors=True)  # left by an earlier process with this pid
+    os.mkdir(folder, 0o700)
+    _scratch = (pid, folder)
+    return folder
+
+
+def _empty(folder: str) -> None:
+    """Remove whatever the command left in ``folder`` (one directory read when it left nothing)."""
+    try:
+        with os.scandir(folder) as entries:
+            dirty = any(True for _ in entries)
+    except FileNotFoundError:
+        return
+    if dirty:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.mkdir(folder, 0o700)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
