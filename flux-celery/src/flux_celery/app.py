@@ -33,9 +33,11 @@ def get_app(settings: CelerySettings | None = None) -> Any:
 
 def _build(settings: CelerySettings) -> Any:
     from celery import Celery
+    from flux_celery.backend import OVERRIDES
 
     app = Celery("flux", broker=settings.broker_url, backend=settings.result_backend,
                  set_as_current=False)
+    app.loader.override_backends = dict(OVERRIDES)
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -51,6 +53,9 @@ def _build(settings: CelerySettings) -> Any:
         broker_connection_timeout=settings.broker_timeout,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
+            # look for messages of dead workers a few times per visibility timeout (one ZRANGE)
+            "unacked_restore_interval": min(60, max(1, settings.visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
             "socket_connect_timeout": settings.broker_timeout,
             "socket_timeout": max(settings.broker_timeout, 10.0),
         },

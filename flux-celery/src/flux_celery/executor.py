@@ -153,7 +153,6 @@ class CeleryExecutor(BaseExecutor):
                     self.running.pop(item.key, None)
                 self.pending[:0] = sorted(unsent, key=lambda r: r is not request)
                 self._note_broker_down(exc)
-                self._reset_producers()
                 return
         if self._broker_down:
             log.info("Celery broker %s is back", redact(self.settings.broker_url))
@@ -171,17 +170,6 @@ class CeleryExecutor(BaseExecutor):
                            task_id=message_id, retry=False, **options)
         self.sent[request.key] = _Sent(request, message_id, time.monotonic())
         self._check_queue(queue)
-
-    def _reset_producers(self) -> None:
-        # a connection that broke while publishing is not reused: the next send reconnects
-        try:
-            self.app.pool.force_close_all()
-        except Exception:
-            pass
-        try:
-            self.app.amqp._producer_pool = None
-        except Exception:
-            pass
 
     def _check_queue(self, queue: str) -> None:
         """Warn once in a while when no worker consumes ``queue`` (its tasks would only wait)."""

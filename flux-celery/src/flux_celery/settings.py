@@ -77,10 +77,25 @@ class CelerySettings:
         for key in ("queued_timeout", "sync_interval", "broker_timeout"):
             if values[key] <= 0:
                 raise CelerySetupError(f"[celery] {key} must be more than 0, got {values[key]}")
+        _check_schemes(values["broker_url"], values["result_backend"])
         if not 0 <= values["worker_log_server_port"] <= 65535:
             raise CelerySetupError("[celery] worker_log_server_port must be 0 (off) or a port "
                                    f"number, got {values['worker_log_server_port']}")
         return cls(**values)
+
+
+def _check_schemes(broker_url: str, result_backend: str) -> None:
+    from celery.app.backends import BACKEND_ALIASES
+    from kombu.transport import TRANSPORT_ALIASES
+
+    scheme = broker_url.partition("://")[0] if "://" in broker_url else ""
+    if scheme not in TRANSPORT_ALIASES:
+        raise CelerySetupError(f"[celery] broker_url {redact(broker_url)!r}: unknown broker kind "
+                               f"{scheme!r} (use redis://host:6379/0 or amqp://user:pw@host//)")
+    scheme = result_backend.partition("://")[0] if "://" in result_backend else ""
+    if scheme.split("+", 1)[0] not in BACKEND_ALIASES:
+        raise CelerySetupError(f"[celery] result_backend {redact(result_backend)!r}: unknown "
+                               f"result backend {scheme!r} (use redis://host:6379/1)")
 
 
 def redact(url: str) -> str:
