@@ -117,7 +117,10 @@ class DagFolder:
 
     def refresh(self) -> bool:
         """Re-import changed files, forget deleted ones, sync to the database. True if anything changed."""
+        from sqlalchemy.exc import IntegrityError
+
         from flux.db import session_scope
+        from flux.exceptions import DatabaseError
         from flux.models import DagModel, ImportErrorRecord
 
         current = self._files()
@@ -129,7 +132,6 @@ class DagFolder:
             self.bags[path] = DagBag(path)
         for path in deleted:
             self.bags.pop(path, None)
-        self.stats = current
         # one dag_id, two files: the first file (in path order) keeps it
         self.dags = {}
         owners: dict[str, str] = {}
@@ -143,15 +145,26 @@ class DagFolder:
                     continue
                 owners[dag_id] = path
                 self.dags[dag_id] = bag.dags[dag_id]
-        with session_scope() as session:
-            for path in changed:
-                self.bags[path].sync_to_db(session)
-            for path in deleted:
-                for row in session.execute(select(DagModel).where(DagModel.fileloc == path)).scalars():
-                    row.is_active = False
-                for row in session.execute(select(ImportErrorRecord).where(
-                        ImportErrorRecord.filename == path)).scalars():
-                    session.delete(row)
+        for attempt in range(3):
+            try:
+                with session_scope() as session:
+                    for path in changed:
+                        self.bags[path].sync_to_db(session)
+                    for path in deleted:
+                        for row in session.execute(select(DagModel).where(
+                                DagModel.fileloc == path)).scalars():
+                            row.is_active = False
+                        for row in session.execute(select(ImportErrorRecord).where(
+                                ImportErrorRecord.filename == path)).scalars():
+                            session.delete(row)
+                break
+            except (IntegrityError, DatabaseError):
+                # another scheduler synced the same new DAGs first (or the server broke a
+                # deadlock between us): once more, now updating the rows it inserted
+                if attempt == 2:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        self.stats = current  # only now: a failed sync is tried again at the next refresh
         return True
 
 
@@ -304,8 +317,8 @@ class Scheduler:
             if started - last_list >= self.list_interval:
                 try:
                     self.folder.refresh()
-                except FluxError as exc:
-                    log.error("cannot read the DAG folder: %s", exc)
+                except (FluxError, SQLAlchemyError) as exc:
+                    log.error("cannot read the DAG folder: %s", str(exc).splitlines()[0])
                 last_list = started
             try:
                 self._pass()
