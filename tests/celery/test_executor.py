@@ -79,10 +79,9 @@ def test_backfill_runs_on_workers_of_their_queues(cluster: Cluster) -> None:
 
 def test_a_log_written_on_a_worker_is_read_from_another_machine(
         cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flux.config import get_config
     from flux_celery import fetch_remote_log
     from flux_celery.errors import RemoteLogError
-
-    from flux.config import get_config
 
     path = write_dag(cluster, "fan", FAN_DAG.replace("{queue}", "default"))
     log_port = free_port()

@@ -175,10 +175,9 @@ def test_a_message_delivered_twice_runs_its_try_once(tmp_path: Path) -> None:
 
 def test_redelivered_message_of_a_dead_try_fails_it_and_never_reruns_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flux.config import reset_config
     from flux_celery.payload import request_to_payload
     from flux_celery.runner import run_payload
-
-    from flux.config import reset_config
 
     monkeypatch.setenv("FLUX__SCHEDULER__ZOMBIE_THRESHOLD_SECONDS", "5")
     reset_config()
@@ -201,9 +200,8 @@ def test_redelivered_message_of_a_dead_try_fails_it_and_never_reruns_it(
 
 def test_a_copy_delivered_while_the_first_runs_waits_for_its_outcome(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flux_celery.runner import settle_started_try
-
     from flux.config import reset_config
+    from flux_celery.runner import settle_started_try
 
     monkeypatch.setenv("FLUX__SCHEDULER__ZOMBIE_THRESHOLD_SECONDS", "600")
     reset_config()

@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 from celery_harness import free_port
 from click.testing import CliRunner
+
+from flux.cli.main import cli
+from flux.config import reset_config
+from flux.dates import UTC
+from flux.executors.base import TaskRequest
 from flux_celery.errors import CelerySetupError, RemoteLogError, UnsafeLogRequest
 from flux_celery.logserver import (
     TOKEN_HEADER,
@@ -25,11 +30,6 @@ from flux_celery.logserver import (
 )
 from flux_celery.payload import payload_to_request, request_to_payload
 from flux_celery.settings import CelerySettings, redact
-
-from flux.cli.main import cli
-from flux.config import reset_config
-from flux.dates import UTC
-from flux.executors.base import TaskRequest
 
 DAY1 = datetime(2024, 1, 1, tzinfo=UTC)
 

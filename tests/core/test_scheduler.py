@@ -117,6 +117,11 @@ def test_manual_trigger_runs_a_dag_without_schedule(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     run_scheduler(folder, passes=6)
     assert [state for _, state in runs("manual")] == ["success"]
+    from flux import xcom
+
+    with session_scope() as session:
+        when = session.execute(select(DagRun.execution_date).where(DagRun.dag_id == "manual")).scalar()
+    assert xcom.pull("manual", "record", when) == "me"  # the run's conf reached the task
 
 
 def test_second_scheduler_on_sqlite_is_refused(tmp_path: Path) -> None:

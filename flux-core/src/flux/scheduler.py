@@ -476,8 +476,10 @@ class Scheduler:
             if not runs:
                 return
             by_dag: dict[str, list[DagRun]] = defaultdict(list)
+            run_of: dict[tuple[str, datetime], DagRun] = {}
             for run in runs:
                 by_dag[run.dag_id].append(run)
+                run_of[(run.dag_id, run.execution_date)] = run
             for dag_id, dag_runs in by_dag.items():
                 dag = dags[dag_id]
                 dates = [r.execution_date for r in dag_runs]
@@ -511,10 +513,11 @@ class Scheduler:
             for key, ti in chosen:
                 if transition(session, ti, State.QUEUED, expect_state=ti.state,
                               expect_try=ti.try_number, queued_at=now, job_id=self.job_id):
-                    queued.append((key, ti.try_number, dags[key[0]]))
-        for key, tries, dag in queued:
+                    run = run_of[(key[0], key[2])]
+                    queued.append((key, ti.try_number, dags[key[0]], run.run_id, run.conf))
+        for key, tries, dag, run_id, conf in queued:
             self.queued_keys.add(key)
-            self.executor.queue_task(self._request(key, tries, dag))
+            self.executor.queue_task(self._request(key, tries, dag, run_id, conf))
 
     def _ensure_instances(self, session: Any, dag: DAG, run: Any,
                           tis: dict[TaskKey, Any]) -> dict[str, str | None]:
@@ -598,7 +601,11 @@ class Scheduler:
             chosen.append((key, ti))
         return chosen
 
-    def _request(self, key: TaskKey, tries: int, dag: DAG) -> TaskRequest:
+    def _request(self, key: TaskKey, tries: int, dag: DAG, run_id: str | None = None,
+                 conf: str | None = None) -> TaskRequest:
+        """The request for one try; it carries its run's id and conf (``dag_run_conf`` in templates)."""
+        import json
+
         from flux.config import get_config
 
         task = dag.get_task(key[1])
@@ -607,7 +614,8 @@ class Scheduler:
         return TaskRequest(dag_id=key[0], task_id=key[1], execution_date=key[2],
                            try_number=tries + 1, dag_file=dag.fileloc, pool=task.pool,
                            queue=task.queue, priority_weight=task.priority_weight,
-                           job_id=self.job_id, hard_timeout=timeout + 2 * grace + 5 if timeout else None)
+                           job_id=self.job_id, run_id=run_id, conf=json.loads(conf) if conf else None,
+                           hard_timeout=timeout + 2 * grace + 5 if timeout else None)
 
     def _on_event(self, event: TaskEvent) -> None:
         self.queued_keys.discard(event.key)
