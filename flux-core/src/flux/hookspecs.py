@@ -17,7 +17,7 @@ Keep plugin modules light: ``flux --help`` imports every plugin module, so impor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
@@ -33,6 +33,13 @@ PROJECT_NAME = "flux"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+class RemoteTaskLog(NamedTuple):
+    """What :func:`flux_remote_task_log` returns: log ``text`` and the byte offset to read on from."""
+
+    text: str
+    next_offset: int
 
 
 @hookspec
@@ -123,4 +130,24 @@ def flux_task_instance_state_changed(ti: TaskInstance, previous: str | None, sta
         def flux_task_instance_state_changed(ti, previous, state):
             if state == "failed":
                 notify_chat(f"{ti.dag_id}.{ti.task_id} {ti.execution_date} failed")
+    """
+
+
+@hookspec(firstresult=True)
+def flux_remote_task_log(ti: TaskInstance, try_number: int, offset: int) -> RemoteTaskLog | None:
+    """The log of a try that ran on another machine, from byte ``offset`` on; None if not yours.
+
+    Asked (by the web UI) only when the try's log file is not in the local log folder. The first
+    implementation returning something other than None wins. Return ``(text, next_offset)``, where
+    ``next_offset`` is where the next read starts; when the log cannot be fetched, return a one-line
+    explanation as the text (with ``next_offset == offset``) rather than raising.
+
+    Example::
+
+        @hookimpl
+        def flux_remote_task_log(ti, try_number, offset):
+            if ti.hostname == socket.gethostname():
+                return None   # this machine's log, or none at all
+            data = fetch_from(ti.hostname, ti.dag_id, ti.task_id, try_number, offset)
+            return (data, offset + len(data.encode()))
     """

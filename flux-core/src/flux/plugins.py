@@ -385,6 +385,30 @@ class FluxPluginManager:
                     "listener %s of plugin %r failed", hook_name, impl.plugin_name
                 )
 
+    def remote_task_log(self, ti: Any, try_number: int, offset: int) -> hookspecs.RemoteTaskLog | None:
+        """The first plugin's answer to ``flux_remote_task_log``, or None if no plugin has the log.
+
+        A failing implementation, or one returning something that is not ``(text, next_offset)``,
+        is logged and skipped, so one broken plugin never breaks the log page.
+        """
+        import logging
+
+        args = {"ti": ti, "try_number": try_number, "offset": offset}
+        for impl in reversed(self._impls("flux_remote_task_log")):  # pluggy's calling order
+            try:
+                result = impl.function(*(args[name] for name in impl.argnames))
+                if result is None:
+                    continue
+                text, next_offset = result
+                if not isinstance(text, str) or not isinstance(next_offset, int):
+                    raise TypeError(f"expected (str, int), got {result!r:.100}")
+                return hookspecs.RemoteTaskLog(text, next_offset)
+            except Exception:
+                logging.getLogger(__name__).exception(
+                    "flux_remote_task_log of plugin %r failed", impl.plugin_name
+                )
+        return None
+
     @property
     def hook(self) -> Any:
         """Pluggy's hook relay, for plugin-defined hooks (``flux_web_blueprints``...)."""

@@ -1,4 +1,8 @@
-"""Reading task logs for the web: only files inside the log folder, only as much as asked."""
+"""Reading task logs for the web: only files inside the log folder, only as much as asked.
+
+A try that ran on another machine (a Celery worker) has no file here: its log is asked of the
+plugins (``flux_remote_task_log``), so the web never needs to know how workers serve their logs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from flux.config import get_config
 from flux.tasklog import log_path, mask
@@ -64,14 +69,31 @@ def safe_log_path(dag_id: str, task_id: str, execution_date: datetime, try_numbe
     return resolved
 
 
+def _remote_log(ti: Any, try_number: int, offset: int | None) -> LogChunk | None:
+    """The try's log as a plugin fetched it from the machine that ran it, or None."""
+    from flux.plugins import get_plugin_manager
+
+    start = max(0, offset or 0)  # a remote log is read from its start: its size is not known here
+    found = get_plugin_manager().remote_task_log(ti, try_number, start)
+    if found is None:
+        return None
+    next_offset = max(start, found.next_offset)
+    return LogChunk(mask(found.text), start, next_offset, next_offset, exists=True)
+
+
 def read_log(dag_id: str, task_id: str, execution_date: datetime, try_number: int,
-             offset: int | None = None, limit: int = CHUNK_BYTES) -> LogChunk:
-    """A try's log from byte ``offset`` (None: the last ``limit`` bytes), secrets masked."""
+             offset: int | None = None, limit: int = CHUNK_BYTES, ti: Any = None) -> LogChunk:
+    """A try's log from byte ``offset`` (None: the last ``limit`` bytes), secrets masked.
+
+    With the task instance ``ti``, a log not in the local log folder is asked of the plugins (the
+    try may have run on another machine).
+    """
     path = safe_log_path(dag_id, task_id, execution_date, try_number)
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
-        return LogChunk("", 0, 0, 0, exists=False)
+        remote = _remote_log(ti, try_number, offset) if ti is not None else None
+        return remote or LogChunk("", 0, 0, 0, exists=False)
     with handle:
         size = os.fstat(handle.fileno()).st_size
         truncated = False

@@ -176,7 +176,7 @@ def get_log(dag_id: str, task_id: str, execution_date: str, try_number: int) -> 
         ti = _ti_or_404(session, dag_id, task_id, when)
     if not 1 <= try_number <= max(ti.try_number, 1):
         abort(404, description=f"no try {try_number} (tries so far: {ti.try_number})")
-    chunk = read_log(dag_id, task_id, when, try_number, offset)
+    chunk = read_log(dag_id, task_id, when, try_number, offset, ti=ti)
     return jsonify(content=chunk.text, offset=chunk.offset, next_offset=chunk.next_offset,
                    exists=chunk.exists, size=chunk.size)
 

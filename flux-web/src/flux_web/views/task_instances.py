@@ -58,7 +58,7 @@ def detail(dag_id: str, task_id: str, execution_date: str) -> Any:
     summary, dag, ti, (task, run, when) = _load(dag_id, task_id, execution_date)
     tries = list(range(1, (ti.try_number if ti else 0) + 1))
     chosen = int_arg(request.args, "try", tries[-1] if tries else 1, 1, max(1, len(tries)))
-    log = read_log(dag_id, task_id, when, chosen) if tries else None
+    log = read_log(dag_id, task_id, when, chosen, ti=ti) if tries else None
     attributes = [(name, getattr(ti, name)) for name in TI_ATTRIBUTES] if ti else []
     task_attributes = [(name, getattr(task, name, None)) for name in TASK_ATTRIBUTES] if task else []
     running = ti is not None and ti.state in (State.RUNNING, State.QUEUED, State.UP_FOR_RETRY,
@@ -86,7 +86,7 @@ def log(dag_id: str, task_id: str, execution_date: str, try_number: int) -> Any:
     if not 1 <= try_number <= max(ti.try_number, 1):
         abort(404, description=f"{task_id} on {url_date(when)} has no try {try_number} "
                                f"(tries so far: {ti.try_number})")
-    chunk = read_log(dag_id, task_id, when, try_number, start)
+    chunk = read_log(dag_id, task_id, when, try_number, start, ti=ti)
     return jsonify(content=chunk.text, offset=chunk.offset, next_offset=chunk.next_offset,
                    exists=chunk.exists, truncated_start=chunk.truncated_start, state=ti.state,
                    try_number=ti.try_number,
