@@ -144,6 +144,15 @@ class TaskKilled(FluxError):
     """The running task was told to stop (SIGTERM, Ctrl-C, or its instance cleared or marked)."""
 
 
+class TaskStopEscalated(BaseException):
+    """Raised in a task that went on running after :class:`TaskTimeout` or :class:`TaskKilled`.
+
+    A task's own ``except Exception`` swallows those two (they are FluxErrors); once the grace
+    period (``[core] killed_task_grace_seconds``) has passed this one is raised instead, again and
+    again, and it derives from ``BaseException`` so that such a handler lets it through.
+    """
+
+
 class SensorTimeout(TaskFailed):
     """A sensor did not see its condition before its timeout."""
 

@@ -27,6 +27,7 @@ from flux.exceptions import (
     TaskFailed,
     TaskKilled,
     TaskSkipped,
+    TaskStopEscalated,
     TaskTimeout,
     TemplateError,
 )
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("flux.task")
 BANNER = "-" * 80
+#: Added to the grace period before a stop request is escalated: a cooperating task may itself
+#: spend the grace period stopping its subprocesses (a BashOperator's SIGTERM, then SIGKILL).
+ESCALATION_SLACK_SECONDS = 1.0
 HOSTNAME = socket.gethostname()
 
 
@@ -239,11 +243,11 @@ def _run_body(ti: TaskInstance, task: BaseOperator, options: RunOptions, outcome
         outcome.state, outcome.next_try_at = State.UP_FOR_RESCHEDULE, as_utc(exc.reschedule_at)
         outcome.message = f"rescheduled to {exc.reschedule_at}"
         logger.info("Sensor condition not met; rescheduled to %s", exc.reschedule_at)
-    except (TaskFailed, TemplateError, TaskTimeout, TaskKilled) as exc:
+    except (TaskFailed, TemplateError, TaskTimeout, TaskKilled, TaskStopEscalated) as exc:
         outcome.exception = exc
         outcome.message = f"{type(exc).__name__}: {exc}"
         logger.error("Task failed: %s", outcome.message)
-        if isinstance(exc, (TaskTimeout, TaskKilled)):
+        if isinstance(exc, (TaskTimeout, TaskKilled, TaskStopEscalated)):
             _safe_on_kill(task)
     except Exception as exc:
         outcome.exception = exc
@@ -351,37 +355,65 @@ class _Deadline:
     Uses SIGALRM, so it works only in the main thread; elsewhere the executor's supervisor enforces
     the timeout from outside. A kill request (SIGTERM, or the heartbeat seeing the instance changed
     by someone else) arrives the same way and raises :class:`TaskKilled`.
+
+    Both are Exceptions, which a task's own ``except Exception`` may swallow. So each one also arms
+    an escalation: if the task still runs ``[core] killed_task_grace_seconds`` (plus
+    :data:`ESCALATION_SLACK_SECONDS`) later,
+    :class:`TaskStopEscalated` (a BaseException) is raised, and raised again every grace period
+    after. A task that swallowed its timeout and then returned is failed all the same.
     """
 
     def __init__(self, task: BaseOperator) -> None:
         self.task = task
         self.active = threading.current_thread() is threading.main_thread()
         self.previous: dict[int, Any] = {}
+        self.stop_reason: str | None = None
+        self.timed_out = False
 
     def __enter__(self) -> _Deadline:
         if not self.active:
             return self
+        from flux.config import get_config
+
         timeout = self.task.execution_timeout
+        grace = max(float(get_config().get("core", "killed_task_grace_seconds", 5.0)), 0.05)
+
+        def escalate_later() -> None:
+            signal.setitimer(signal.ITIMER_REAL, grace + ESCALATION_SLACK_SECONDS)
 
         def on_alarm(signum: int, frame: Any) -> None:
-            raise TaskTimeout(f"execution_timeout of {timeout} exceeded")
+            if self.stop_reason is not None:  # the task ignored the first request
+                escalate_later()
+                raise TaskStopEscalated(f"{self.stop_reason}; the task went on running for "
+                                        f"{grace + ESCALATION_SLACK_SECONDS:g} s, so it is stopped")
+            self.timed_out = True
+            self.stop_reason = f"execution_timeout of {timeout} exceeded"
+            escalate_later()
+            raise TaskTimeout(self.stop_reason)
 
         def on_term(signum: int, frame: Any) -> None:
-            raise TaskKilled(f"received signal {signal.Signals(signum).name}")
+            reason = f"received signal {signal.Signals(signum).name}"
+            if self.stop_reason is not None:
+                raise TaskStopEscalated(f"{self.stop_reason}; then {reason} again")
+            self.stop_reason = reason
+            escalate_later()
+            raise TaskKilled(reason)
 
         self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
         self.previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_term)
+        self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
         if timeout is not None:
-            self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, max(timeout.total_seconds(), 0.001))
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
         if not self.active:
             return
         signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
+        if exc_type is None and self.timed_out:
+            raise TaskTimeout(f"{self.stop_reason} (the task caught the timeout and returned)")
 
 
 class _Heartbeat:
