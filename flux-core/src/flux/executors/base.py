@@ -216,7 +216,8 @@ def handle_lost_try(key: TaskKey, try_number: int, reason: str) -> str | None:
     """A worker died running ``key``: fail the try, or set it up for retry. Returns the new state.
 
     Only a try that is still ``running`` (or ``queued``) at ``try_number`` is touched, so a try the
-    worker managed to finish keeps its outcome.
+    worker managed to finish keeps its outcome. When several processes notice the same lost try at
+    once, only the one whose state change went through runs the callback; the others return None.
     """
     from flux.dates import utcnow
     from flux.db import session_scope
@@ -245,8 +246,11 @@ def handle_lost_try(key: TaskKey, try_number: int, reason: str) -> str | None:
             values["next_try_at"] = now + delay
         else:
             state = State.FAILED
-        transition(session, ti, state, expect_state=expected_state, expect_try=expected_try,
-                   end_date=now, note=reason[:1000], **values)
+        if not transition(session, ti, state, expect_state=expected_state, expect_try=expected_try,
+                          end_date=now, note=reason[:1000], **values):
+            # Another process (a scheduler's zombie check, the executor that saw its worker die)
+            # handled this try first: it runs the callback, not us. The state is its to tell.
+            return None
     _run_lost_callbacks(key, state, reason)
     return state
 
