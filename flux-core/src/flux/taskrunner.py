@@ -6,6 +6,7 @@ none is open while the task's own code runs, so a long task holds no database lo
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -79,11 +80,25 @@ class RunResult:
     return_value: Any = None
 
 
+@functools.lru_cache(maxsize=1)
+def _select_instance() -> Any:
+    from sqlalchemy import bindparam, select
+
+    from flux.models import TaskInstance
+
+    table = TaskInstance.__table__
+    return select(table).where(table.c.dag_id == bindparam("d"), table.c.task_id == bindparam("t"),
+                               table.c.execution_date == bindparam("e"))
+
+
 def _load_or_create(session: Any, task: BaseOperator, execution_date: datetime) -> TaskInstance:
     from flux.models import TaskInstance
 
     key = (task.dag.dag_id, task.task_id, execution_date)  # type: ignore[union-attr]
-    ti = session.get(TaskInstance, key)
+    row = session.execute(_select_instance(), {"d": key[0], "t": key[1], "e": key[2]}).mappings().first()
+    # A plain (session-free) object: every change to the row goes through the guarded updates of
+    # flux.transitions anyway, and the ORM's identity bookkeeping costs more than the query.
+    ti = TaskInstance(**row) if row is not None else None
     if ti is None:
         ti = TaskInstance(dag_id=key[0], task_id=key[1], execution_date=execution_date,
                           state=None, try_number=0, max_tries=task.retries,
