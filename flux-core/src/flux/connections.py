@@ -20,6 +20,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
@@ -359,6 +360,10 @@ def secrets_of(info: ConnectionInfo) -> set[str]:
 
 _registry: set[str] = set()
 _registry_lock = threading.Lock()
+#: Secrets loaded while a DAG file was imported. Its tasks use them (a password handed on in
+#: ``params`` or ``op_kwargs``) in tries that start later, so :func:`clear_secrets` keeps them.
+_lasting: set[str] = set()
+_importing = threading.local()
 
 
 def register_secret(value: str | None) -> None:
@@ -366,6 +371,23 @@ def register_secret(value: str | None) -> None:
     if value:
         with _registry_lock:
             _registry.add(str(value))
+            if getattr(_importing, "depth", 0):
+                _lasting.add(str(value))
+
+
+@contextmanager
+def lasting_secrets() -> Iterator[None]:
+    """Secrets registered in this thread inside the block outlive :func:`clear_secrets`.
+
+    The DAG bag imports DAG files inside it: a connection read at the top of a DAG file is then
+    masked in the logs and rendered fields of every task of this process, not only until the
+    first try starts.
+    """
+    _importing.depth = getattr(_importing, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _importing.depth -= 1
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -381,9 +403,11 @@ def known_secrets() -> frozenset[str]:
 
 
 def clear_secrets() -> None:
-    """Forget the registered secrets (a worker starting a new task; tests)."""
+    """Forget the secrets registered so far (a worker starting a new task; tests), except those
+    that DAG files loaded while they were imported (see :func:`lasting_secrets`)."""
     with _registry_lock:
         _registry.clear()
+        _registry.update(_lasting)
 
 
 # --- storage ---------------------------------------------------------------------------------------

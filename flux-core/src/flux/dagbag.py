@@ -127,6 +127,8 @@ class DagBag:
         self._bag_module(path, module)
 
     def _import(self, path: str, source: bytes) -> ModuleType:
+        from flux.connections import lasting_secrets
+
         name = module_name(path)
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None:  # pragma: no cover - a .py path always has a loader
@@ -138,7 +140,7 @@ class DagBag:
             sys.path.insert(0, folder)
         sys.modules[name] = module
         try:
-            with _time_limit(self.import_timeout):
+            with _time_limit(self.import_timeout), lasting_secrets():
                 # Compiled from the bytes already read: no second read, and a file rewritten
                 # within the same second is never served from a stale bytecode cache.
                 code = compile(source, path, "exec", dont_inherit=True)
