@@ -40,7 +40,12 @@ def parse_date(text: str) -> datetime:
         raise InvalidDateError(
             f"invalid date {text!r}: expected YYYY-MM-DD or an ISO datetime ({exc})"
         ) from None
-    return as_utc(parsed)  # type: ignore[return-value]
+    try:
+        return as_utc(parsed)  # type: ignore[return-value]
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC instant
+        raise InvalidDateError(
+            f"invalid date {text!r}: out of range once converted to UTC (years 1 to 9999)"
+        ) from None
 
 
 def display(value: datetime) -> str:
