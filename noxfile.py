@@ -123,6 +123,22 @@ def postgres(session: nox.Session) -> None:
     _pytest(session, "tests/core", database="postgres")
 
 
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Real faults against real processes: workers SIGKILLed mid-task, tasks killed before their
+    first heartbeat, timeouts ignored by tasks, races on a lost try, random DAGs (hypothesis)."""
+    session.install(*_local("bash", "mysql"), *TEST_DEPS)
+    _pytest(session, "tests/reliability")
+
+
+@nox.session
+def security(session: nox.Session) -> None:
+    """Secrets encrypted at rest and masked (SQLite and MariaDB), SQL injection through hooks and
+    operators, fuzzed command-line dates."""
+    session.install(*_local("bash", "mysql"), *TEST_DEPS)
+    _pytest(session, "tests/security")
+
+
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Run bench/run_all.py: one line per workload and its ratio to the floor, then every other
