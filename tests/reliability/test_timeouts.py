@@ -134,3 +134,28 @@ def test_sigterm_swallowed_by_a_task_escalates(
     ti = task_instance("stubborn", "ignores_sigterm")
     assert ti.state == State.FAILED
     assert "TaskStopEscalated" in ti.note and "SIGTERM" in ti.note
+
+
+def test_task_cleared_while_running_is_stopped_even_if_it_swallows_the_kill(
+        dags: Path, tmp_path: Path, flux_processes: FluxProcesses,
+        fast_heartbeats: dict[str, str]) -> None:
+    """`flux clear` while the try runs: the heartbeat sees it, TaskKilled is swallowed, the
+    escalation stops the task; the cleared state is kept (the outcome of the try is not stored)."""
+    runner = flux_processes.start("run", "stubborn", "ignores_sigterm", "2024-01-01", "-sd", str(dags))
+    wait_for(lambda: (tmp_path / "out" / "ignores_sigterm.started").exists(), "the task to start")
+    cleared = flux_processes.start("clear", "stubborn", "-t", "^ignores_sigterm$", "-s", "2024-01-01",
+                                   "-e", "2024-01-01", "-sd", str(dags), "-y")
+    assert flux_processes.wait(cleared) == 0, flux_processes.output(cleared)
+    heartbeat = float(fast_heartbeats["FLUX__SCHEDULER__HEARTBEAT_SECONDS"])
+    # the heartbeat notices within two beats (its first one after a try starts only looks)
+    flux_processes.wait(runner, bound=2 * heartbeat + grace(fast_heartbeats) + 30)
+    output = flux_processes.output(runner)
+    assert "Traceback" not in output
+    ti = task_instance("stubborn", "ignores_sigterm")
+    assert ti.state is None, "the stopped try overwrote the cleared state"
+    from flux.tasklog import log_path
+
+    log = log_path("stubborn", "ignores_sigterm", ti.execution_date, 1).read_text(encoding="utf-8")
+    assert "no longer running as this try" in log
+    assert "TaskStopEscalated" in log
+    assert "was changed by someone else while it ran" in log

@@ -394,6 +394,8 @@ class _Deadline:
         grace = max(float(get_config().get("core", "killed_task_grace_seconds", 5.0)), 0.05)
 
         def escalate_later() -> None:
+            if signal.SIGALRM not in self.previous:  # no timeout: the alarm is ours from now on
+                self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, grace + ESCALATION_SLACK_SECONDS)
 
         def on_alarm(signum: int, frame: Any) -> None:
@@ -416,8 +418,8 @@ class _Deadline:
 
         self.previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
         self.previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, on_term)
-        self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
         if timeout is not None:
+            self.previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, on_alarm)
             signal.setitimer(signal.ITIMER_REAL, max(timeout.total_seconds(), 0.001))
         return self
 
@@ -425,7 +427,7 @@ class _Deadline:
         if not self.active:
             return
         signal.setitimer(signal.ITIMER_REAL, 0)
-        for signum, handler in self.previous.items():
+        for signum, handler in list(self.previous.items()):
             signal.signal(signum, handler)
         if exc_type is None and self.timed_out:
             raise TaskTimeout(f"{self.stop_reason} (the task caught the timeout and returned)")
