@@ -177,7 +177,10 @@ def test_ctrl_c_stops_the_backfill_and_leaves_nothing_running(dag_file: str) -> 
         [sys.executable, "-m", "flux.cli.main", "backfill", "cli_slow", "-sd", dag_file,
          "-s", "2024-01-01", "-e", "2024-01-01", "--parallelism", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)  # its own process group, as a terminal's foreground job
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        # ...which takes Ctrl-C: a test run started in the background (nohup, `&`) ignores
+        # SIGINT, and children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while sum(state == State.RUNNING for state, _ in stored().values()) < 2:
