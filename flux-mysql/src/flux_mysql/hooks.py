@@ -229,19 +229,7 @@ class MySqlHook(DbApiHook):
         if batch_size < 1:
             raise HookError(f"batch_size must be at least 1, not {batch_size}")
         statement = self.insert_statement(table, columns, on_duplicate)
-        count = 0
-        batch: list[Sequence[Any]] = []
-        with closing(conn.cursor()) as cursor:
-            for row in rows:
-                batch.append(row)
-                if len(batch) >= batch_size:
-                    cursor.executemany(statement, batch)
-                    count += len(batch)
-                    batch = []
-            if batch:
-                cursor.executemany(statement, batch)
-                count += len(batch)
-        return count
+        return self._execute_in_batches(conn, statement, rows, batch_size)
 
     # --- files -----------------------------------------------------------------------------------
 

@@ -398,6 +398,12 @@ class DbApiHook(BaseHook):
         names = ", ".join(self.quote_identifier(column) for column in columns)
         markers = ", ".join([self.placeholder] * len(columns))
         statement = f"INSERT INTO {self.quote_identifier(table)} ({names}) VALUES ({markers})"
+        return self._execute_in_batches(conn, statement, rows, batch_size)
+
+    @staticmethod
+    def _execute_in_batches(conn: Any, statement: str, rows: Iterable[Sequence[Any]],
+                            batch_size: int) -> int:
+        """``executemany(statement)`` over ``rows``, ``batch_size`` at a time; returns the row count."""
         count = 0
         batch: list[Sequence[Any]] = []
         with closing(conn.cursor()) as cursor:
