@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
@@ -94,7 +95,7 @@ class BashCommandMixin:
         from flux import tasklog
 
         log = self.log  # type: ignore[attr-defined]
-        bash = shutil.which("bash") or "/bin/bash"
+        bash = _find_bash(os.environ.get("PATH"))
         if not os.path.exists(bash):
             raise TaskFailed("cannot run the command: bash is not installed on this machine")
         environment = self.build_environment(context)
@@ -132,6 +133,12 @@ class BashCommandMixin:
         from flux.config import get_config
 
         return float(get_config().get("core", "killed_task_grace_seconds", DEFAULT_GRACE_SECONDS))
+
+
+@functools.lru_cache(maxsize=8)
+def _find_bash(search_path: str | None) -> str:
+    """bash's path on ``search_path`` (looked up once per PATH: a worker runs thousands of commands)."""
+    return shutil.which("bash", path=search_path) or "/bin/bash"
 
 
 @contextlib.contextmanager

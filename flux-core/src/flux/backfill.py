@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from flux.dag import DAG
 from flux.dates import as_utc, display, utcnow
@@ -142,16 +142,13 @@ class BackfillJob:
             TaskInstance.execution_date <= self.end)).scalars().all()
         found = {ti.key: ti for ti in rows}
         wanted = self._wanted_keys()
-        for key in wanted:
-            if key not in found:
-                task = self.dag.get_task(key[1])
-                ti = TaskInstance(dag_id=key[0], task_id=key[1], execution_date=key[2], state=None,
-                                  try_number=0, max_tries=task.retries, operator=task.operator_name,
-                                  pool=task.pool, pool_slots=task.pool_slots, queue=task.queue,
-                                  priority_weight=task.priority_weight)
-                session.add(ti)
-                found[key] = ti
-        session.flush()
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            # one executemany: thousands of new instances without the ORM's per-object work
+            session.execute(insert(TaskInstance.__table__), [self._new_instance(key) for key in missing])
+            for key in missing:
+                self.states[key] = None
+                self.tries[key] = 0
         for key, ti in found.items():
             if self.reset_failed and key[1] in self.task_ids and \
                     ti.state in (State.FAILED, State.UPSTREAM_FAILED):
@@ -166,6 +163,14 @@ class BackfillJob:
             if ti.next_try_at is not None:
                 self.next_try[key] = ti.next_try_at
         return wanted
+
+    def _new_instance(self, key: TaskKey) -> dict[str, Any]:
+        """The row of a task instance that does not exist yet."""
+        task = self.dag.get_task(key[1])
+        return dict(dag_id=key[0], task_id=key[1], execution_date=key[2], state=None,
+                    try_number=0, max_tries=task.retries, operator=task.operator_name,
+                    pool=task.pool, pool_slots=task.pool_slots, queue=task.queue,
+                    priority_weight=task.priority_weight)
 
     def _check_pools(self, session: Any) -> dict[str, int]:
         from flux.models import Pool
@@ -365,7 +370,7 @@ class BackfillJob:
 
     def _schedule(self, now: datetime) -> None:
         """Decide every candidate: queue what may run, settle what never will, park the rest."""
-        from flux.db import session_scope
+        from flux.db import transaction
 
         while self.retry_heap and self.retry_heap[0][0] <= now:
             _, key = heapq.heappop(self.retry_heap)
@@ -403,8 +408,8 @@ class BackfillJob:
         if self.ready:
             chosen = self._within_limits()
             if chosen:
-                with session_scope() as session:
-                    queued = self._mark_queued(session, chosen)
+                with transaction() as conn:
+                    queued = self._mark_queued(conn, chosen)
                 for key in queued:
                     self.executor.queue_task(self._request(key))
 
@@ -477,9 +482,11 @@ class BackfillJob:
         for key, state in settle:
             self._set_state(key, state)
 
-    def _mark_queued(self, session: Any, keys: list[TaskKey]) -> list[TaskKey]:
+    def _mark_queued(self, conn: Any, keys: list[TaskKey]) -> list[TaskKey]:
         from flux.models import TaskInstance
         from flux.transitions import transition
+
+        table = TaskInstance.__table__
 
         now = utcnow()
         queued = []
@@ -488,9 +495,11 @@ class BackfillJob:
             # it, so the row is read only when someone else changed it meanwhile.
             ti = TaskInstance(dag_id=key[0], task_id=key[1], execution_date=key[2],
                               state=self.states.get(key), try_number=self.tries.get(key, 0))
-            if not transition(session, ti, State.QUEUED, expect_state=ti.state,
+            if not transition(conn, ti, State.QUEUED, expect_state=ti.state,
                               expect_try=ti.try_number, queued_at=now, job_id=self.job_id):
-                stored = session.get(TaskInstance, key)
+                stored = conn.execute(select(table.c.state, table.c.try_number).where(
+                    table.c.dag_id == key[0], table.c.task_id == key[1],
+                    table.c.execution_date == key[2])).first()
                 if stored is not None:
                     self.tries[key] = stored.try_number
                     self._set_state(key, stored.state)

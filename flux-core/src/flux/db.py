@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     InterfaceError,
@@ -134,6 +134,34 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def transaction(url: str | None = None) -> Iterator[Connection]:
+    """A Core connection in one transaction: commits when the block ends, rolls back if it raises.
+
+    For the few statements of the hot paths (claiming a try, storing its outcome, queueing): it
+    skips the ORM's unit of work, which costs more than the statements themselves on SQLite.
+    State changes made on it with :func:`flux.transitions.transition` reach the listeners once
+    the transaction is committed, as with :func:`session_scope`.
+    """
+    from flux import transitions
+
+    engine = get_engine(url)
+    try:
+        with engine.begin() as conn:
+            # Connection.info outlives this checkout: start clean, leave clean.
+            conn.info.pop(transitions.PENDING_KEY, None)
+            try:
+                yield conn
+            except BaseException:
+                conn.info.pop(transitions.PENDING_KEY, None)
+                raise
+            changes = conn.info.pop(transitions.PENDING_KEY, None)
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseError(f"metadata database error: {exc.orig}") from exc
+    if changes:
+        transitions.announce(changes)
 
 
 def dispose_all() -> None:

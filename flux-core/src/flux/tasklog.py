@@ -7,6 +7,7 @@ import io
 import logging
 import sys
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def log_path(dag_id: str, task_id: str, execution_date: datetime, try_number: in
             / f"{try_number}.log")
 
 
-def mask(text: str, secrets: set[str] | None = None) -> str:
+def mask(text: str, secrets: AbstractSet[str] | None = None) -> str:
     """``text`` with every known secret replaced by ``***``."""
     if secrets is None:
         secrets = known_secrets()
@@ -35,13 +36,11 @@ def mask(text: str, secrets: set[str] | None = None) -> str:
     return text
 
 
-def known_secrets() -> set[str]:
+def known_secrets() -> AbstractSet[str]:
     """Secrets registered by hooks that loaded a connection in this process."""
-    try:
-        from flux.connections import known_secrets as registered
-    except ImportError:  # pragma: no cover - connections module always ships with core
-        return set()
-    return set(registered())
+    from flux.connections import known_secrets as registered
+
+    return registered()
 
 
 class SecretsMasker(logging.Filter):
@@ -103,9 +102,11 @@ def capture(handler: logging.Handler) -> Iterator[logging.Logger]:
     root = logging.getLogger()
     task_logger = logging.getLogger("flux.task")
     flux_logger = logging.getLogger("flux")
-    level = logging.getLevelName(str(get_config().get("logging", "level", "INFO")).upper())
+    level = configured_level()
     previous_level = flux_logger.level
-    if not flux_logger.level or flux_logger.level > level:
+    # setLevel empties every logger's level cache: only when the level really has to change
+    lowered = not previous_level or previous_level > level
+    if lowered:
         flux_logger.setLevel(level)
     root.addHandler(handler)
     out, err = StreamToLogger(task_logger, logging.INFO), StreamToLogger(task_logger, logging.WARNING)
@@ -117,4 +118,10 @@ def capture(handler: logging.Handler) -> Iterator[logging.Logger]:
         err.flush()
         root.removeHandler(handler)
         handler.close()
-        flux_logger.setLevel(previous_level)
+        if lowered:
+            flux_logger.setLevel(previous_level)
+
+
+def configured_level() -> int:
+    """``[logging] level`` as a number (INFO unless configured)."""
+    return logging.getLevelName(str(get_config().get("logging", "level", "INFO")).upper())

@@ -91,21 +91,22 @@ def _select_instance() -> Any:
                                table.c.execution_date == bindparam("e"))
 
 
-def _load_or_create(session: Any, task: BaseOperator, execution_date: datetime) -> TaskInstance:
+def _load_or_create(conn: Any, task: BaseOperator, execution_date: datetime) -> TaskInstance:
+    from sqlalchemy import insert
+
     from flux.models import TaskInstance
 
-    key = (task.dag.dag_id, task.task_id, execution_date)  # type: ignore[union-attr]
-    row = session.execute(_select_instance(), {"d": key[0], "t": key[1], "e": key[2]}).mappings().first()
+    params = {"d": task.dag.dag_id, "t": task.task_id, "e": execution_date}  # type: ignore[union-attr]
+    row = conn.execute(_select_instance(), params).mappings().first()
+    if row is None:
+        conn.execute(insert(TaskInstance.__table__).values(
+            dag_id=params["d"], task_id=params["t"], execution_date=execution_date, state=None,
+            try_number=0, max_tries=task.retries, operator=task.operator_name, pool=task.pool,
+            queue=task.queue, priority_weight=task.priority_weight))
+        row = conn.execute(_select_instance(), params).mappings().one()  # with column defaults
     # A plain (session-free) object: every change to the row goes through the guarded updates of
     # flux.transitions anyway, and the ORM's identity bookkeeping costs more than the query.
-    ti = TaskInstance(**row) if row is not None else None
-    if ti is None:
-        ti = TaskInstance(dag_id=key[0], task_id=key[1], execution_date=execution_date,
-                          state=None, try_number=0, max_tries=task.retries,
-                          operator=task.operator_name, pool=task.pool, queue=task.queue,
-                          priority_weight=task.priority_weight)
-        session.add(ti)
-        session.flush()
+    ti = TaskInstance(**row)
     ti.task = task
     return ti
 
@@ -113,7 +114,7 @@ def _load_or_create(session: Any, task: BaseOperator, execution_date: datetime) 
 def run_task_instance(task: BaseOperator, execution_date: datetime,
                       options: RunOptions | None = None) -> RunResult:
     """Run one task instance of ``task`` (which must be in a DAG) for ``execution_date``."""
-    from flux.db import session_scope
+    from flux.db import transaction
     from flux.deps import evaluate
     from flux.transitions import ANY, transition
 
@@ -122,8 +123,8 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
     if options.test_mode:
         return _run_test_mode(task, execution_date, options)
     now = utcnow()
-    with session_scope() as session:
-        ti = _load_or_create(session, task, execution_date)
+    with transaction() as conn:
+        ti = _load_or_create(conn, task, execution_date)
         previous_state, previous_try = ti.state, ti.try_number
         if previous_state == State.SUCCESS and not options.force:
             message = (f"Task instance {task!r} for {display(execution_date)} already succeeded; "
@@ -143,17 +144,17 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
             logger.info(message)
             return RunResult(ti.state, ti.try_number, ran=False, message=message)
         if not options.ignore_dependencies and not options.mark_success:
-            readiness = evaluate(ti, task, session, now)
+            readiness = evaluate(ti, task, conn, now)
             if not readiness.runnable:
                 if readiness.outcome in (State.UPSTREAM_FAILED, State.SKIPPED):
-                    transition(session, ti, readiness.outcome, expect_state=previous_state,
+                    transition(conn, ti, readiness.outcome, expect_state=previous_state,
                                expect_try=previous_try, end_date=now, note=readiness.reason)
                 message = f"Dependencies not met for {task!r} on {display(execution_date)}: " \
                           f"{readiness.reason}"
                 logger.info(message)
                 return RunResult(ti.state, ti.try_number, ran=False, message=message)
         if options.mark_success:
-            transition(session, ti, State.SUCCESS, expect_state=previous_state,
+            transition(conn, ti, State.SUCCESS, expect_state=previous_state,
                        expect_try=previous_try, start_date=now, end_date=now, duration=0.0,
                        note="marked success without running")
             logger.info("Marked %r for %s as success without running it", task, display(execution_date))
@@ -172,7 +173,7 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
             # keeps its count: whoever queued it (backfill, scheduler) set it when it was
             # created or cleared, and a retry reaches a worker as queued too.
             values["max_tries"] = previous_try + task.retries
-        claimed = transition(session, ti, State.RUNNING,
+        claimed = transition(conn, ti, State.RUNNING,
                              expect_state=previous_state if not options.force else ANY,
                              expect_try=previous_try, **values)
         if not claimed:
@@ -182,7 +183,7 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
         if previous_try > 0:  # an earlier try may have left values behind
             from flux import xcom
 
-            xcom.clear(session, ti.dag_id, ti.task_id, ti.execution_date)
+            xcom.clear(conn, ti.dag_id, ti.task_id, ti.execution_date)
     return _execute_try(ti, task, options, previous_state)
 
 
@@ -287,15 +288,25 @@ def _fresh_copy(task: BaseOperator) -> BaseOperator:
 
 def _call_execute(task: BaseOperator, context: dict[str, Any]) -> Any:
     """Call ``execute``; the seed's ``execute(self, execution_date)`` style is accepted too."""
+    execute = task.execute
+    function = getattr(execute, "__func__", None)
+    bound = function is not None
+    if _takes_execution_date(function if bound else execute, bound):
+        return execute(context["execution_date"])  # type: ignore[arg-type]
+    return execute(context)
+
+
+@functools.lru_cache(maxsize=1024)
+def _takes_execution_date(execute: Callable[..., Any], bound: bool) -> bool:
+    """Whether ``execute``'s first parameter (after ``self`` when it is a method) is
+    ``execution_date`` (cached: inspecting a signature costs more than a small task)."""
     import inspect
 
     try:
-        params = list(inspect.signature(task.execute).parameters)
+        params = list(inspect.signature(execute).parameters)
     except (TypeError, ValueError):
-        params = []
-    if params[:1] == ["execution_date"]:
-        return task.execute(context["execution_date"])  # type: ignore[arg-type]
-    return task.execute(context)
+        return False
+    return params[int(bound):int(bound) + 1] == ["execution_date"]
 
 
 def _safe_on_kill(task: BaseOperator) -> None:
@@ -307,7 +318,7 @@ def _safe_on_kill(task: BaseOperator) -> None:
 
 def _finish(ti: TaskInstance, task: BaseOperator, options: RunOptions, outcome: _Outcome) -> None:
     """Store the outcome (if the try is still ours) and run the callbacks."""
-    from flux.db import session_scope
+    from flux.db import transaction
     from flux.transitions import transition
 
     now = utcnow()
@@ -338,8 +349,8 @@ def _finish(ti: TaskInstance, task: BaseOperator, options: RunOptions, outcome: 
     else:
         logger.info("Marking task as %s", state.upper())
     if not options.test_mode:
-        with session_scope() as session:
-            stored = transition(session, ti, state, expect_state=State.RUNNING,
+        with transaction() as conn:
+            stored = transition(conn, ti, state, expect_state=State.RUNNING,
                                 expect_try=ti.try_number, **values)
         if not stored:
             logger.warning("The task instance was changed by someone else while it ran "
@@ -498,25 +509,31 @@ class _Heartbeat:
 
     @staticmethod
     def _still_running(ti: TaskInstance) -> bool:
-        from sqlalchemy import update
-
-        from flux.db import session_scope
-        from flux.models import TaskInstance
+        from flux.db import transaction
 
         try:
-            with session_scope() as session:
-                return bool(session.execute(
-                    update(TaskInstance)
-                    .where(TaskInstance.dag_id == ti.dag_id, TaskInstance.task_id == ti.task_id,
-                           TaskInstance.execution_date == ti.execution_date,
-                           TaskInstance.try_number == ti.try_number,
-                           TaskInstance.state == State.RUNNING)
-                    .values(heartbeat=utcnow())
-                    .execution_options(synchronize_session=False)
-                ).rowcount)
+            with transaction() as conn:
+                return bool(conn.execute(_beat_statement(), {
+                    "d": ti.dag_id, "t": ti.task_id, "e": ti.execution_date, "n": ti.try_number,
+                    "now": utcnow()}).rowcount)
         except FluxError as exc:  # database away for a moment: try again next beat
             logger.warning("heartbeat failed: %s", exc)
             return True
+
+
+@functools.lru_cache(maxsize=1)
+def _beat_statement() -> Any:
+    """Refresh the heartbeat of a try that is still running (no row changes if it is not)."""
+    from sqlalchemy import bindparam, update
+
+    from flux.models import TaskInstance
+
+    table = TaskInstance.__table__
+    return update(table).where(
+        table.c.dag_id == bindparam("d"), table.c.task_id == bindparam("t"),
+        table.c.execution_date == bindparam("e"), table.c.try_number == bindparam("n"),
+        table.c.state == State.RUNNING,
+    ).values(heartbeat=bindparam("now", type_=table.c.heartbeat.type))
 
 
 os.register_at_fork(after_in_child=_Heartbeat._after_fork)

@@ -3,7 +3,8 @@
 Every state change goes through :func:`transition`. Its UPDATE names the state (and try number)
 the caller saw, so two processes can never both move one task instance forward: the second one
 updates no row and learns it lost. Plugins' ``flux_task_instance_state_changed`` listeners run once
-the change is committed, never for a rolled-back one.
+the change is committed, never for a rolled-back one. Either an ORM session
+(:func:`flux.db.session_scope`) or a Core connection (:func:`flux.db.transaction`) carries it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import functools
 from typing import Any
 
 from sqlalchemy import bindparam, event, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from flux.models import TaskInstance
 
 ANY = object()
-_PENDING_KEY = "flux_state_changes"
+#: where a session or a connection keeps its changes until they are committed (``.info``)
+PENDING_KEY = "flux_state_changes"
 
 
-def transition(session: Session, ti: TaskInstance, state: str | None, *, expect_state: Any = ANY,
+def transition(session: Session | Connection, ti: TaskInstance, state: str | None, *, expect_state: Any = ANY,
                expect_try: Any = ANY, **values: Any) -> bool:
     """Set ``ti``'s state (and other columns) if it still is as the caller expects.
 
@@ -43,7 +46,7 @@ def transition(session: Session, ti: TaskInstance, state: str | None, *, expect_
     for name, value in values.items():
         set_committed_value(ti, name, value)
     if previous != state:
-        session.info.setdefault(_PENDING_KEY, []).append((ti, previous, state))
+        session.info.setdefault(PENDING_KEY, []).append((ti, previous, state))
     return True
 
 
@@ -66,17 +69,21 @@ def _statement(names: tuple[str, ...], state_check: str, check_try: bool) -> Any
     return stmt.values({name: bindparam(f"v_{name}", type_=columns[name].type) for name in names})
 
 
-def record_new(session: Session, ti: TaskInstance) -> None:
+def record_new(session: Session | Connection, ti: TaskInstance) -> None:
     """Announce a task instance inserted with a state (listeners run after the commit)."""
     if ti.state is not None:
-        session.info.setdefault(_PENDING_KEY, []).append((ti, None, ti.state))
+        session.info.setdefault(PENDING_KEY, []).append((ti, None, ti.state))
 
 
 @event.listens_for(Session, "after_commit")
 def _notify_listeners(session: Session) -> None:
-    changes = session.info.pop(_PENDING_KEY, None)
-    if not changes:
-        return
+    changes = session.info.pop(PENDING_KEY, None)
+    if changes:
+        announce(changes)
+
+
+def announce(changes: list[tuple[TaskInstance, str | None, str | None]]) -> None:
+    """Tell the listeners about committed changes: ``(ti, previous, state)`` each."""
     from flux.plugins import get_plugin_manager
 
     manager = get_plugin_manager()
@@ -87,4 +94,4 @@ def _notify_listeners(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_changes(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+    session.info.pop(PENDING_KEY, None)

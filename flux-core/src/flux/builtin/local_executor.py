@@ -39,6 +39,10 @@ def _worker_main(conn: Connection) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    # Set once here, so that each try's log capture finds the level it needs already set.
+    from flux.tasklog import configured_level
+
+    logging.getLogger("flux").setLevel(configured_level())
     while True:
         try:
             request = conn.recv()
