@@ -6,10 +6,11 @@ One URL chooses the database (``[database] url`` or ``FLUX_DATABASE_URL``): SQLi
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from flux import writelock
 from flux.config import get_config
 from flux.exceptions import DatabaseError
 
@@ -148,8 +150,10 @@ def transaction(url: str | None = None) -> Iterator[Connection]:
     from flux import transitions
 
     engine = get_engine(url)
+    database_file = _sqlite_file(engine)
+    writers = writelock.exclusive(database_file) if database_file else nullcontext()
     try:
-        with engine.begin() as conn:
+        with writers, engine.begin() as conn:
             # Connection.info outlives this checkout: start clean, leave clean.
             conn.info.pop(transitions.PENDING_KEY, None)
             try:
@@ -162,6 +166,15 @@ def transaction(url: str | None = None) -> Iterator[Connection]:
         raise DatabaseError(f"metadata database error: {exc.orig}") from exc
     if changes:
         transitions.announce(changes)
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_file(engine: Engine) -> str | None:
+    """The database file of a SQLite engine (None for other databases and in-memory SQLite)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return str(Path(url.database).expanduser().resolve())
 
 
 def dispose_all() -> None:
