@@ -126,8 +126,9 @@ def postgres(session: nox.Session) -> None:
 @nox.session
 def reliability(session: nox.Session) -> None:
     """Real faults against real processes: workers SIGKILLed mid-task, tasks killed before their
-    first heartbeat, timeouts ignored by tasks, races on a lost try, random DAGs (hypothesis)."""
-    session.install(*_local("bash", "mysql"), *TEST_DEPS)
+    first heartbeat, timeouts ignored by tasks, races on a lost try, random DAGs (hypothesis),
+    broken DAG files (flux-web for the DAG list's banner)."""
+    session.install(*_local("bash", "mysql", "web"), *TEST_DEPS)
     _pytest(session, "tests/reliability")
 
 

@@ -209,6 +209,11 @@ class DagBag:
     def size(self) -> int:
         return len(self.dags)
 
+    def is_borrowed(self, dag_id: str) -> bool:
+        """Whether the DAG ``dag_id`` was created in a file outside this bag (a DAG file imported
+        from another one): the file that creates it owns it."""
+        return dag_id in self._borrowed
+
     def get_dag(self, dag_id: str) -> DAG:
         """The DAG ``dag_id``, or :class:`DagNotFound` with a hint at what is there."""
         dag = self.dags.get(dag_id)

@@ -17,6 +17,7 @@ cannot be locked that way (SQLite, older servers), a second scheduler refuses to
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
@@ -87,7 +88,13 @@ def describe_server(url: str | None = None) -> str:
 
 
 class DagFolder:
-    """The DAG folder (or file), re-imported file by file when files change."""
+    """The DAG folder (or file), re-imported file by file when files change.
+
+    One dag_id defined in two files: the file that provides it keeps it, and the other file gets a
+    ``DuplicateDagIdError`` import error (a copy added later never takes over a running DAG). When
+    neither provided it yet (both new, or at start-up), the first file in path order keeps it. A
+    file that only imports another file's DAG never takes it over and is no duplicate.
+    """
 
     def __init__(self, path: str | None) -> None:
         from flux.config import get_config
@@ -96,8 +103,11 @@ class DagFolder:
         if not os.path.exists(self.path):
             raise SchedulerError(f"DAG folder {self.path} does not exist")
         self.stats: dict[str, tuple[int, int]] = {}
+        #: each file's own import, as it loaded (never changed by what other files define)
         self.bags: dict[str, DagBag] = {}
         self.dags: dict[str, DAG] = {}
+        #: as recorded in the database: the dag_ids each file provides, and its duplicate error
+        self.provides: dict[str, tuple[frozenset[str], str | None]] = {}
 
     def _files(self) -> dict[str, tuple[int, int]]:
         found: dict[str, tuple[int, int]] = {}
@@ -132,24 +142,15 @@ class DagFolder:
             self.bags[path] = DagBag(path)
         for path in deleted:
             self.bags.pop(path, None)
-        # one dag_id, two files: the first file (in path order) keeps it
-        self.dags = {}
-        owners: dict[str, str] = {}
-        for path in sorted(self.bags):
-            bag = self.bags[path]
-            for dag_id in list(bag.dags):
-                if dag_id in owners:
-                    bag.import_errors[path] = (f"DuplicateDagIdError: DAG {dag_id!r} is defined in "
-                                               f"{owners[dag_id]} and in {path}")
-                    del bag.dags[dag_id]
-                    continue
-                owners[dag_id] = path
-                self.dags[dag_id] = bag.dags[dag_id]
+        self.dags, provides = self._providers()
+        # A file that did not change still gains (or loses) a dag_id, or a duplicate error, when
+        # another file defining the same dag_id appears or goes: it is synced again too.
+        synced = changed + [p for p in sorted(self.bags) if p not in changed
+                            and provides.get(p) != self.provides.get(p)]
         for attempt in range(3):
             try:
                 with session_scope() as session:
-                    for path in changed:
-                        self.bags[path].sync_to_db(session)
+                    # deleted files first: a dag_id they held may now be another file's
                     for path in deleted:
                         for row in session.execute(select(DagModel).where(
                                 DagModel.fileloc == path)).scalars():
@@ -157,6 +158,8 @@ class DagFolder:
                         for row in session.execute(select(ImportErrorRecord).where(
                                 ImportErrorRecord.filename == path)).scalars():
                             session.delete(row)
+                    for path in synced:
+                        self._as_synced(path, *provides[path]).sync_to_db(session)
                 break
             except (IntegrityError, DatabaseError):
                 # another scheduler synced the same new DAGs first (or the server broke a
@@ -164,8 +167,42 @@ class DagFolder:
                 if attempt == 2:
                     raise
                 time.sleep(0.1 * (attempt + 1))
-        self.stats = current  # only now: a failed sync is tried again at the next refresh
+        # only now: a failed sync is tried again at the next refresh
+        self.stats, self.provides = current, provides
         return True
+
+    def _providers(self) -> tuple[dict[str, DAG], dict[str, tuple[frozenset[str], str | None]]]:
+        """Each dag_id's DAG, from the file that keeps it; what each file provides, and its error."""
+        previous = {dag_id: dag.fileloc for dag_id, dag in self.dags.items()}
+        claims: dict[str, list[tuple[bool, bool, str]]] = defaultdict(list)
+        for path, bag in self.bags.items():
+            for dag_id in bag.dags:
+                # the first claim keeps it: a file creating the DAG before one importing it, then
+                # the file that provided it so far, then path order
+                claims[dag_id].append((bag.is_borrowed(dag_id), previous.get(dag_id) != path, path))
+        dags: dict[str, DAG] = {}
+        owned: dict[str, set[str]] = defaultdict(set)
+        errors: dict[str, str] = {}
+        for dag_id in sorted(claims):
+            (_, _, owner), *others = sorted(claims[dag_id])
+            dags[dag_id] = self.bags[owner].dags[dag_id]
+            owned[owner].add(dag_id)
+            for borrowed, _, path in others:
+                if not borrowed:
+                    errors.setdefault(path, f"DuplicateDagIdError: DAG {dag_id!r} is defined in "
+                                            f"{owner} and in {path}")
+        return dags, {path: (frozenset(owned[path]), errors.get(path)) for path in self.bags}
+
+    def _as_synced(self, path: str, dag_ids: frozenset[str], error: str | None) -> DagBag:
+        """The bag of ``path`` as the database records it: only the dag_ids it provides, and its
+        duplicate error."""
+        bag = self.bags[path]
+        if error is None and dag_ids == set(bag.dags):
+            return bag
+        view = copy.copy(bag)
+        view.dags = {dag_id: bag.dags[dag_id] for dag_id in dag_ids}
+        view.import_errors = {**bag.import_errors, path: error} if error else bag.import_errors
+        return view
 
 
 class Scheduler:
