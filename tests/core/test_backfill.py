@@ -429,3 +429,21 @@ def test_summary_lists_states_and_failures() -> None:
     for row in ("failed", "upstream_failed", "success"):
         assert any(line.split()[:2] == [row, "1"] for line in text.splitlines())
     assert "Failed: bad 2024-01-01" in text
+
+
+def test_dag_run_narrates_what_it_queues_and_ends_with_a_summary(caplog: pytest.LogCaptureFixture) -> None:
+    """As in the seed tutorial: with INFO logging on, ``dag.run()`` logs one ``Adding to queue``
+    line per task instance (the equivalent ``flux run`` command) and then the run summary."""
+    dag = dag_of("narrated")
+    with dag:
+        first = py("first")
+        second = py("second")
+        second.set_upstream(first)
+    with caplog.at_level("INFO", logger="flux.backfill"):
+        result = dag.run(start_date=DAY1, end_date=DAY1, executor="sequential")
+    assert result.succeeded
+    messages = [r.getMessage() for r in caplog.records if r.name == "flux.backfill"]
+    queued = [m for m in messages if m.startswith("Adding to queue: ")]
+    assert queued == ["Adding to queue: flux run narrated first 2024-01-01T00:00:00",
+                      "Adding to queue: flux run narrated second 2024-01-01T00:00:00"]
+    assert messages[-1].startswith("Run summary: narrated from 2024-01-01")

@@ -234,6 +234,8 @@ class BackfillJob:
             jobs.end_job(self.job_id, "killed" if interrupted else "success")
         result = self._result(wanted, started)
         result.interrupted = interrupted
+        if not self.show_progress:
+            log.info("%s", result)
         return result
 
     def _peek(self, session: Any) -> list[TaskKey]:
@@ -410,8 +412,14 @@ class BackfillJob:
             if chosen:
                 with transaction() as conn:
                     queued = self._mark_queued(conn, chosen)
+                # dag.run() in a script narrates what it queues, as in the seed tutorial; the
+                # command line shows a progress bar instead.
+                narrate = not self.show_progress and log.isEnabledFor(logging.INFO)
                 for key in queued:
-                    self.executor.queue_task(self._request(key))
+                    request = self._request(key)
+                    if narrate:
+                        log.info("Adding to queue: %s", " ".join(request.command()))
+                    self.executor.queue_task(request)
 
     def _within_limits(self) -> list[TaskKey]:
         """Take from the ready queue what fits the executor's and the pools' free slots."""
