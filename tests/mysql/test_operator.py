@@ -180,3 +180,34 @@ def test_undefined_template_variable_fails_before_connecting(tmp_table: MySqlDat
     assert result.state == State.FAILED
     assert "'dss' is undefined" in log
     assert tmp_table.sql("SELECT COUNT(*) FROM tmp") == ((0,),)
+
+
+def test_a_timed_out_statement_is_stopped_on_the_server_too(mysql_db: MySqlDatabase):
+    """The task gives up at its execution_timeout; without KILL QUERY the server would go on
+    running the statement for the full 30 s."""
+    import time
+    import uuid
+    from datetime import timedelta
+
+    from flux.operators import MySqlOperator
+
+    marker = f"flux-kill-{uuid.uuid4().hex[:8]}"
+    with make_dag():
+        task = MySqlOperator(task_id="slow", sql=f"SELECT SLEEP(30) /* {marker} */",
+                             mysql_dbid="local_mysql", execution_timeout=timedelta(seconds=1))
+    began = time.monotonic()
+    result, log = run(task)
+    assert result.state == State.FAILED, log
+    assert time.monotonic() - began < 15, log
+    assert "TaskTimeout" in log
+    assert "Stopped the statement of server thread" in log
+
+
+    def running() -> tuple[tuple[int, ...], ...]:
+        return mysql_db.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
+                            "AND COMMAND = 'Query' AND ID <> CONNECTION_ID()", (f"%{marker}%",))
+
+    deadline = time.monotonic() + 5  # KILL QUERY is asynchronous: the statement ends soon after
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert running() == ()

@@ -34,6 +34,8 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 DEFAULT_CHARSET = "utf8mb4"
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: the server's answer to KILL QUERY for a thread that has ended ("Unknown thread id")
+ER_NO_SUCH_THREAD = 1094
 #: the largest CSV field load_csv reads: 1 GiB, MySQL's largest packet
 
 
@@ -66,6 +68,8 @@ class MySqlHook(DbApiHook):
     def __init__(self, conn_id: str | None = None, *, database: str | None = None, **kwargs: Any) -> None:
         super().__init__(conn_id, **kwargs)
         self.database = database
+        #: the server's thread ids of the connections this hook opened (for :meth:`kill_queries`)
+        self.server_threads: list[int] = []
 
     # --- connecting ------------------------------------------------------------------------------
 
@@ -153,7 +157,35 @@ class MySqlHook(DbApiHook):
         """A new PyMySQL connection (autocommit off); failures become :class:`HookError`."""
         import pymysql
 
-        return pymysql.connect(**self.connect_kwargs())
+        conn = pymysql.connect(**self.connect_kwargs())
+        self.server_threads.append(conn.thread_id())
+        return conn
+
+    def kill_queries(self) -> None:
+        """Stop, on the server, whatever this hook's connections are still running there.
+
+        A stopped task (timeout, kill) leaves its statement running on the server otherwise: the
+        client only stops waiting for it. This sends ``KILL QUERY`` for each of them from a new
+        connection; connections that ended meanwhile are skipped.
+        """
+        import pymysql
+
+        threads, self.server_threads = self.server_threads, []
+        if not threads:
+            return
+        conn = pymysql.connect(**self.connect_kwargs())
+        try:
+            with conn.cursor() as cursor:
+                for thread in threads:
+                    try:
+                        cursor.execute(f"KILL QUERY {int(thread)}")
+                        self.log.info("Stopped the statement of server thread %d", thread)
+                    except pymysql.err.OperationalError as exc:
+                        if exc.args and exc.args[0] == ER_NO_SUCH_THREAD:
+                            continue
+                        raise
+        finally:
+            conn.close()
 
     def get_server_side_cursor(self, conn: Any) -> Any:
         """An unbuffered cursor (``SSCursor``): rows come from the server as they are fetched."""

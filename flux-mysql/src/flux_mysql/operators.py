@@ -22,7 +22,8 @@ class MySqlOperator(BaseOperator):
         form one transaction, rolled back if one fails.
     :param database: use this database instead of the connection's schema.
 
-    The connection is opened only when the task runs, never while the DAG file is parsed.
+    The connection is opened only when the task runs, never while the DAG file is parsed. A task
+    stopped by its ``execution_timeout`` or a kill also stops its statement on the server.
     """
 
     template_fields: ClassVar[Sequence[str]] = ("sql",)
@@ -57,7 +58,7 @@ class MySqlOperator(BaseOperator):
     def execute(self, context: dict[str, Any]) -> None:
         sql = self.sql if isinstance(self.sql, str) else ";\n".join(self.sql)
         self.log.info("Executing: %s", sql)
-        hook = self.get_hook()
+        hook = self._hook = self.get_hook()
         statements = self.sql if isinstance(self.sql, str) else list(self.sql)
         with task_errors(f"task {self.task_id!r} on {hook.conn_id!r}"):
             result = hook.run(statements, parameters=self.parameters, autocommit=self.autocommit)
@@ -65,6 +66,12 @@ class MySqlOperator(BaseOperator):
             self.log.info("Rows affected by the last statement: %d", result)
         elif isinstance(result, tuple):
             self.log.info("The last statement returned %d row(s)", len(result))
+
+    def on_kill(self) -> None:
+        """Stop the statement on the server too (``KILL QUERY``) when the task is stopped."""
+        hook = getattr(self, "_hook", None)
+        if hook is not None:
+            hook.kill_queries()
 
 
 def _check_sql(sql: Any, task_id: str) -> None:
