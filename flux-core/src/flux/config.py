@@ -45,6 +45,7 @@ def _defaults(home: Path) -> dict[str, dict[str, Any]]:
             "url": f"sqlite:///{home / 'flux.db'}",
             "pool_size": 5,
             "connect_timeout": 10,
+            "reconnect_timeout_seconds": 120.0,
         },
         "logging": {
             "base_log_folder": str(home / "logs"),

@@ -41,6 +41,16 @@ class MissingPluginError(FluxError, ImportError):
 class DatabaseError(FluxError):
     """The metadata database cannot be reached, created or migrated."""
 
+    def __init__(self, message: str, *, during_commit: bool = False) -> None:
+        super().__init__(message)
+        #: the error came while committing, so the transaction may have been stored or not
+        self.during_commit = during_commit
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The metadata database stayed unreachable for longer than ``[database]
+    reconnect_timeout_seconds``: Flux waited for it, then gave up."""
+
 
 class ConnectionNotFound(FluxError):
     """No connection with this id exists (neither in the table nor in a FLUX_CONN_ variable)."""
