@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, select
 
 from flux.dag import DAG
 from flux.dates import as_utc, display, utcnow
+from flux.db import with_reconnect
 from flux.deps import RUN, WAIT, trigger_rule_outcome
 from flux.exceptions import DagDefinitionError
 from flux.executors.base import BaseExecutor, TaskEvent, TaskKey, TaskRequest, register_dag
@@ -301,6 +302,7 @@ class BackfillJob:
                 last_beat = now
         self.progress.update(self.done_count, self._counts, force=True)
 
+    @with_reconnect("reading task instances run by others")
     def _refresh_external(self, keys: list[TaskKey]) -> None:
         """Wait for instances another process is running, reading their state now and then."""
         import time
@@ -343,6 +345,7 @@ class BackfillJob:
         else:
             self.parked[key[2]].add(key)
 
+    @with_reconnect("reading the state of a finished try")
     def _on_event(self, event: TaskEvent) -> None:
         state = event.state
         if state is None:
@@ -372,8 +375,6 @@ class BackfillJob:
 
     def _schedule(self, now: datetime) -> None:
         """Decide every candidate: queue what may run, settle what never will, park the rest."""
-        from flux.db import transaction
-
         while self.retry_heap and self.retry_heap[0][0] <= now:
             _, key = heapq.heappop(self.retry_heap)
             self.candidates.add(key)
@@ -410,8 +411,7 @@ class BackfillJob:
         if self.ready:
             chosen = self._within_limits()
             if chosen:
-                with transaction() as conn:
-                    queued = self._mark_queued(conn, chosen)
+                queued = self._queue_in_db(chosen)
                 # dag.run() in a script narrates what it queues, as in the seed tutorial; the
                 # command line shows a progress bar instead.
                 narrate = not self.show_progress and log.isEnabledFor(logging.INFO)
@@ -449,6 +449,7 @@ class BackfillJob:
             heapq.heappush(self.ready, item)
         return chosen
 
+    @with_reconnect("counting pool slots")
     def _pool_free(self) -> dict[str, int]:
         from flux.db import session_scope
         from flux.models import TaskInstance
@@ -461,6 +462,7 @@ class BackfillJob:
                 .group_by(TaskInstance.pool)).all())
         return {name: slots - int(used.get(name) or 0) for name, slots in self.pool_slots.items()}
 
+    @with_reconnect("reading the previous date's state")
     def _past_done(self, task: Any, key: TaskKey) -> bool:
         previous = self.dag.previous_date(key[2])
         if previous is None or (task.start_date is not None and previous < task.start_date):
@@ -475,6 +477,7 @@ class BackfillJob:
                 self.states[prev_key] = ti.state if ti is not None else None
         return self.states[prev_key] in (State.SUCCESS, State.SKIPPED)
 
+    @with_reconnect("settling task instances that will not run")
     def _settle(self, settle: list[tuple[TaskKey, str]]) -> None:
         from flux.db import session_scope
         from flux.models import TaskInstance
@@ -489,6 +492,13 @@ class BackfillJob:
                     pass
         for key, state in settle:
             self._set_state(key, state)
+
+    @with_reconnect("queueing task instances")
+    def _queue_in_db(self, keys: list[TaskKey]) -> list[TaskKey]:
+        from flux.db import transaction
+
+        with transaction() as conn:
+            return self._mark_queued(conn, keys)
 
     def _mark_queued(self, conn: Any, keys: list[TaskKey]) -> list[TaskKey]:
         from flux.models import TaskInstance
@@ -530,6 +540,7 @@ class BackfillJob:
             priority_weight=task.priority_weight, run_id=f"backfill__{key[2].isoformat()}",
             job_id=self.job_id, hard_timeout=timeout + 2 * grace + 5 if timeout else None)
 
+    @with_reconnect("releasing queued task instances")
     def _release_queued(self) -> None:
         """Put instances this job queued but never started back to 'no state' (nothing left queued)."""
         from flux.db import session_scope
@@ -539,15 +550,18 @@ class BackfillJob:
         stuck = [k for k, s in self.states.items() if s == State.QUEUED]
         if not stuck:
             return
+        found: dict[TaskKey, str | None] = {}  # applied once committed: a retry sees the same stuck
         with session_scope() as session:
             for key in stuck:
                 ti = session.get(TaskInstance, key)
                 if ti is not None and ti.state == State.QUEUED:
                     transition(session, ti, None, expect_state=State.QUEUED, expect_try=ti.try_number)
-                    self.states[key] = None
+                    found[key] = None
                 elif ti is not None:
-                    self.states[key] = ti.state
+                    found[key] = ti.state
+        self.states.update(found)
 
+    @with_reconnect("closing the runs")
     def _close_runs(self) -> None:
         """Set each run's state from its task instances (success, failed, or still running)."""
         from flux.db import session_scope

@@ -671,9 +671,11 @@ class Scheduler:
 
     def _find_zombies(self) -> None:
         """Running instances whose heartbeat stopped: fail or retry them."""
-        from flux.db import session_scope
+        from flux.db import session_scope, unreachable_within
         from flux.models import TaskInstance
 
+        if unreachable_within(self.zombie_threshold):
+            return  # no heartbeat could be written while the database was away: none is stale yet
         cutoff = utcnow() - timedelta(seconds=self.zombie_threshold)
         with session_scope() as session:
             zombies = session.execute(select(TaskInstance.dag_id, TaskInstance.task_id,

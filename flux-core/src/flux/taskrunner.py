@@ -114,18 +114,33 @@ def _load_or_create(conn: Any, task: BaseOperator, execution_date: datetime) -> 
 def run_task_instance(task: BaseOperator, execution_date: datetime,
                       options: RunOptions | None = None) -> RunResult:
     """Run one task instance of ``task`` (which must be in a DAG) for ``execution_date``."""
-    from flux.db import transaction
-    from flux.deps import evaluate
-    from flux.transitions import ANY, transition
+    from flux.db import retry_transaction
 
     options = options or RunOptions()
     execution_date = as_utc(execution_date)  # type: ignore[assignment]
     if options.test_mode:
         return _run_test_mode(task, execution_date, options)
+    claim = retry_transaction(_claim, task, execution_date, options, what="starting a try")
+    if isinstance(claim, RunResult):
+        return claim
+    ti, previous_state = claim
+    return _execute_try(ti, task, options, previous_state)
+
+
+def _claim(task: BaseOperator, execution_date: datetime,
+           options: RunOptions) -> RunResult | tuple[TaskInstance, str | None]:
+    """Check that the instance may run and move it to ``running`` at its next try (one
+    transaction); a RunResult says why it did not."""
+    from flux.db import commit_uncertain, transaction
+    from flux.deps import evaluate
+    from flux.transitions import ANY, transition
+
     now = utcnow()
     with transaction() as conn:
         ti = _load_or_create(conn, task, execution_date)
         previous_state, previous_try = ti.state, ti.try_number
+        if commit_uncertain() and _claimed_by_this_process(ti, options):
+            return ti, options.expect_state  # our earlier attempt's claim went through after all
         if previous_state == State.SUCCESS and not options.force:
             message = (f"Task instance {task!r} for {display(execution_date)} already succeeded; "
                        "force it to run again")
@@ -184,7 +199,12 @@ def run_task_instance(task: BaseOperator, execution_date: datetime,
             from flux import xcom
 
             xcom.clear(conn, ti.dag_id, ti.task_id, ti.execution_date)
-    return _execute_try(ti, task, options, previous_state)
+    return ti, previous_state
+
+
+def _claimed_by_this_process(ti: TaskInstance, options: RunOptions) -> bool:
+    return (ti.state == State.RUNNING and ti.pid == os.getpid() and ti.hostname == HOSTNAME
+            and (options.expect_try is None or ti.try_number == options.expect_try + 1))
 
 
 def _execute_try(ti: TaskInstance, task: BaseOperator, options: RunOptions,
@@ -318,8 +338,7 @@ def _safe_on_kill(task: BaseOperator) -> None:
 
 def _finish(ti: TaskInstance, task: BaseOperator, options: RunOptions, outcome: _Outcome) -> None:
     """Store the outcome (if the try is still ours) and run the callbacks."""
-    from flux.db import transaction
-    from flux.transitions import transition
+    from flux.db import retry_transaction
 
     now = utcnow()
     duration = (now - ti.start_date).total_seconds() if ti.start_date else None
@@ -349,9 +368,8 @@ def _finish(ti: TaskInstance, task: BaseOperator, options: RunOptions, outcome: 
     else:
         logger.info("Marking task as %s", state.upper())
     if not options.test_mode:
-        with transaction() as conn:
-            stored = transition(conn, ti, state, expect_state=State.RUNNING,
-                                expect_try=ti.try_number, **values)
+        stored = retry_transaction(_store_outcome, ti, state, ti.try_number, values,
+                                   what="storing the outcome of a try")
         if not stored:
             logger.warning("The task instance was changed by someone else while it ran "
                            "(cleared or marked); its outcome %s is not stored", state)
@@ -365,6 +383,35 @@ def _finish(ti: TaskInstance, task: BaseOperator, options: RunOptions, outcome: 
             callback(outcome.context)
         except Exception:
             logger.exception("callback %r of %r failed", callback, task)
+
+
+def _store_outcome(ti: TaskInstance, state: str, try_number: int, values: dict[str, Any]) -> bool:
+    """Move the instance from ``running`` at ``try_number`` to ``state``; False if it was no
+    longer running as this try (cleared, marked or taken over)."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from flux.db import commit_uncertain, transaction
+    from flux.transitions import transition
+
+    # an attempt whose commit failed may have changed the object already
+    set_committed_value(ti, "state", State.RUNNING)
+    set_committed_value(ti, "try_number", try_number)
+    with transaction() as conn:
+        if transition(conn, ti, state, expect_state=State.RUNNING, expect_try=try_number, **values):
+            return True
+        if not commit_uncertain():
+            return False
+        stored = conn.execute(_select_instance(), {"d": ti.dag_id, "t": ti.task_id,
+                                                   "e": ti.execution_date}).mappings().first()
+    # our earlier attempt's change went through after all (nobody else writes these values)
+    expected_try = values.get("try_number", try_number)
+    if stored is None or (stored["state"], stored["try_number"]) != (state, expected_try) \
+            or stored["end_date"] != values["end_date"]:
+        return False
+    for name, value in values.items():
+        set_committed_value(ti, name, value)
+    set_committed_value(ti, "state", state)
+    return True
 
 
 def _rendered_json(rendered: dict[str, Any]) -> str | None:

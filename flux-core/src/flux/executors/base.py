@@ -181,7 +181,7 @@ def resolve_task(request: TaskRequest) -> Any:
 
 def execute_request(request: TaskRequest) -> TaskEvent:
     """Run one request in this process, exactly as ``flux run`` would; never raises FluxError."""
-    from flux.exceptions import FluxError
+    from flux.exceptions import DatabaseError, DatabaseUnavailable, FluxError
     from flux.state import State
     from flux.taskrunner import RunOptions, run_task_instance
 
@@ -191,14 +191,27 @@ def execute_request(request: TaskRequest) -> TaskEvent:
             mark_success=request.mark_success, ignore_dependencies=True,
             expect_state=State.QUEUED, expect_try=request.try_number - 1, job_id=request.job_id,
             run_id=request.run_id, dag_run_conf=request.conf))
+    except DatabaseUnavailable as exc:
+        # Nothing more can be recorded: the state is unknown (None), and what the database says
+        # once it is back is the truth (a try left running there is a zombie then).
+        return TaskEvent(request.key, None, request.try_number, message=str(exc))
     except FluxError as exc:
-        fail_unstarted(request, str(exc))
+        try:
+            fail_unstarted(request, str(exc))
+        except DatabaseError as db_exc:
+            return TaskEvent(request.key, None, request.try_number, message=str(db_exc))
         return TaskEvent(request.key, State.FAILED, request.try_number, message=str(exc))
     return TaskEvent(request.key, result.state, result.try_number, message=result.message)
 
 
 def fail_unstarted(request: TaskRequest, reason: str) -> None:
     """Fail a queued instance that could not even start (its DAG file broke, say)."""
+    from flux.db import retry_transaction
+
+    retry_transaction(_fail_unstarted, request, reason, what="failing a try that could not start")
+
+
+def _fail_unstarted(request: TaskRequest, reason: str) -> None:
     from flux.dates import utcnow
     from flux.db import session_scope
     from flux.models import TaskInstance
@@ -220,19 +233,35 @@ def handle_lost_try(key: TaskKey, try_number: int, reason: str) -> str | None:
     once, only the one whose state change went through runs the callback; the others return None.
     """
     from flux.dates import utcnow
-    from flux.db import session_scope
+    from flux.db import retry_transaction
+
+    state, changed = retry_transaction(_record_lost_try, key, try_number, reason, utcnow(),
+                                       what="recording a lost try")
+    if changed:
+        _run_lost_callbacks(key, state, reason)  # type: ignore[arg-type]
+    return state
+
+
+def _record_lost_try(key: TaskKey, try_number: int, reason: str,
+                     now: datetime) -> tuple[str | None, bool]:
+    """The transaction of :func:`handle_lost_try`: (the state now, whether this call set it)."""
+    from flux.db import commit_uncertain, session_scope
     from flux.models import TaskInstance
     from flux.state import State
     from flux.transitions import transition
 
     with session_scope() as session:
         ti = session.get(TaskInstance, key)
-        if ti is None or ti.state not in (State.RUNNING, State.QUEUED):
-            return ti.state if ti is not None else None
+        if ti is None:
+            return None, False
+        if ti.state not in (State.RUNNING, State.QUEUED):
+            # after a commit that failed on the way back, the change found may be our own
+            ours = commit_uncertain() and ti.try_number == try_number and ti.end_date == now \
+                and ti.note == reason[:1000]
+            return ti.state, ours
         # a queued instance has not started the try yet: it is at try_number - 1
         if ti.try_number != (try_number if ti.state == State.RUNNING else try_number - 1):
-            return ti.state  # another try started since: it is not the lost one
-        now = utcnow()
+            return ti.state, False  # another try started since: it is not the lost one
         expected_state, expected_try = ti.state, ti.try_number
         if ti.state == State.QUEUED:
             # it never started: count it as a try that failed at once
@@ -250,9 +279,8 @@ def handle_lost_try(key: TaskKey, try_number: int, reason: str) -> str | None:
                           end_date=now, note=reason[:1000], **values):
             # Another process (a scheduler's zombie check, the executor that saw its worker die)
             # handled this try first: it runs the callback, not us. The state is its to tell.
-            return None
-    _run_lost_callbacks(key, state, reason)
-    return state
+            return None, False
+    return state, True
 
 
 def _retry_delay(key: TaskKey, tries: int, max_tries: int) -> Any:
