@@ -164,6 +164,22 @@ def fast_heartbeats(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return settings
 
 
+@pytest.fixture
+def private_mariadb(tmp_path: Path) -> Iterator[Any]:
+    """A MariaDB server of the test's own, to stop and start (skipped if MariaDB is not installed)."""
+    from .mariadb_server import MariaDBServer
+
+    server = MariaDBServer(tmp_path / "mariadb")
+    try:
+        initialised = server.init()
+        started = server.start()
+        print(f"private MariaDB on port {server.port}: data directory initialised in "
+              f"{initialised:.1f} s, server answering {started:.1f} s after its start")
+        yield server
+    finally:
+        server.close()
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a running (not zombie) process."""
     try:
