@@ -160,8 +160,8 @@ def proxy(mysql_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CuttableP
     relay.close()
 
 
-def _nowhere(monkeypatch: pytest.MonkeyPatch, bound: float) -> str:
-    url = f"mysql+pymysql://root@127.0.0.1:{_free_port()}/flux"
+def _nowhere(monkeypatch: pytest.MonkeyPatch, bound: float, driver: str = "mysql+pymysql") -> str:
+    url = f"{driver}://root@127.0.0.1:{_free_port()}/flux"
     monkeypatch.setenv("FLUX_DATABASE_URL", url)
     monkeypatch.setenv("FLUX__DATABASE__RECONNECT_TIMEOUT_SECONDS", str(bound))
     config.reset_config()
@@ -190,9 +190,10 @@ def test_nothing_listening_is_waited_for_up_to_the_bound_then_one_line(
     assert waited < 60
 
 
-def test_a_bound_of_zero_gives_up_at_once_with_the_same_error(monkeypatch: pytest.MonkeyPatch,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
-    _nowhere(monkeypatch, 0)
+@pytest.mark.parametrize("driver", ["mysql+pymysql", "postgresql+psycopg"])
+def test_a_bound_of_zero_gives_up_at_once_with_the_same_error(
+        driver: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    _nowhere(monkeypatch, 0, driver)
     with pytest.raises(DatabaseUnavailable, match=r"cannot be reached .* gave up after waiting 0 s"):
         with session_scope() as session:
             session.execute(text("SELECT 1"))
@@ -211,6 +212,21 @@ def test_a_refused_login_is_not_waited_for(mysql_url: str, monkeypatch: pytest.M
         db.get_engine()
     assert not isinstance(raised.value, DatabaseUnavailable)
     assert time.monotonic() - started < 60  # far below the 300 s it would have waited
+
+
+@pytest.mark.postgres
+def test_a_missing_postgres_database_is_not_waited_for(postgres_url: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUX_DATABASE_URL", make_url(postgres_url).set(database="no_such_flux_db")
+                       .render_as_string(hide_password=False))
+    monkeypatch.setenv("FLUX__DATABASE__RECONNECT_TIMEOUT_SECONDS", "300")
+    config.reset_config()
+    db.dispose_all()
+    started = time.monotonic()
+    with pytest.raises(DatabaseError, match="does not exist") as raised:
+        db.get_engine()
+    assert not isinstance(raised.value, DatabaseUnavailable)
+    assert time.monotonic() - started < 60
 
 
 @pytest.mark.mysql
