@@ -173,6 +173,37 @@ class BackfillJob:
                     pool=task.pool, pool_slots=task.pool_slots, queue=task.queue,
                     priority_weight=task.priority_weight)
 
+    def _recover_lost_tries(self) -> None:
+        """Record as lost the tries of the range left ``running`` by a process that is gone.
+
+        Their heartbeat is older than ``[scheduler] zombie_threshold_seconds``: an earlier backfill
+        died, or gave up while the database was unreachable. As the scheduler does with zombies,
+        each goes up for retry (or fails) and its callback runs, so this run can go on.
+        """
+        from datetime import timedelta
+
+        from flux.config import get_config
+        from flux.db import session_scope
+        from flux.executors.base import handle_lost_try
+        from flux.models import TaskInstance
+
+        threshold = float(get_config().get("scheduler", "zombie_threshold_seconds", 60.0))
+        with session_scope() as session:
+            lost = session.execute(select(TaskInstance.task_id, TaskInstance.execution_date,
+                                          TaskInstance.try_number).where(
+                TaskInstance.dag_id == self.dag.dag_id, TaskInstance.state == State.RUNNING,
+                TaskInstance.execution_date >= self.start, TaskInstance.execution_date <= self.end,
+                func.coalesce(TaskInstance.heartbeat, TaskInstance.start_date)
+                < utcnow() - timedelta(seconds=threshold))).all()
+        if lost:
+            register_dag(self.dag)  # where handle_lost_try finds the tasks' callbacks
+        for task_id, when, tries in lost:
+            if task_id in self.task_ids:
+                state = handle_lost_try((self.dag.dag_id, task_id, when), tries,
+                                        f"zombie: no heartbeat for {threshold:g} s")
+                log.warning("Lost try %d of %s %s (left running by a process that is gone) -> %s",
+                            tries, task_id, display(when), state)
+
     def _check_pools(self, session: Any) -> dict[str, int]:
         from flux.models import Pool
 
@@ -195,6 +226,8 @@ class BackfillJob:
         from flux.progress import Progress
 
         started = utcnow()
+        if not self.dry_run:
+            self._recover_lost_tries()
         with session_scope() as session:
             wanted = self._prepare(session) if not self.dry_run else self._peek(session)
             self.pool_slots = self._check_pools(session)
