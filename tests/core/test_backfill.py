@@ -447,3 +447,38 @@ def test_dag_run_narrates_what_it_queues_and_ends_with_a_summary(caplog: pytest.
     assert queued == ["Adding to queue: flux run narrated first 2024-01-01T00:00:00",
                       "Adding to queue: flux run narrated second 2024-01-01T00:00:00"]
     assert messages[-1].startswith("Run summary: narrated from 2024-01-01")
+
+
+def test_an_instance_running_elsewhere_is_waited_for_then_its_downstream_runs() -> None:
+    """Another process (a scheduler, a second backfill) runs ``first``: the backfill waits for it
+    instead of ending with ``second`` listed as never met."""
+    import threading
+
+    from flux.dates import utcnow
+
+    dag = dag_of("shared_run")
+    with dag:
+        first = py("first")
+        second = py("second")
+        first >> second
+    with session_scope() as session:
+        session.add(TaskInstance(dag_id="shared_run", task_id="first", execution_date=DAY1,
+                                 state=State.RUNNING, try_number=1, max_tries=1, pid=os.getpid(),
+                                 hostname="elsewhere", start_date=utcnow(), heartbeat=utcnow()))
+
+    def finish_elsewhere() -> None:
+        time.sleep(1.5)
+        with session_scope() as session:
+            ti = session.get(TaskInstance, ("shared_run", "first", DAY1))
+            ti.state, ti.end_date = State.SUCCESS, utcnow()
+
+    finisher = threading.Thread(target=finish_elsewhere)
+    finisher.start()
+    try:
+        result = dag.run(start_date=DAY1, end_date=DAY1, executor="sequential")
+    finally:
+        finisher.join()
+    assert result.succeeded, str(result)
+    states = {task: ti.state for (task, _), ti in instances("shared_run").items()}
+    assert states == {"first": State.SUCCESS, "second": State.SUCCESS}
+    assert instances("shared_run")[("first", DAY1)].try_number == 1  # not run again here

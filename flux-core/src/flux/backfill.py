@@ -319,7 +319,8 @@ class BackfillJob:
 
                         time.sleep(min(wait, heartbeat_every))
                     continue
-                external = [k for k in self.candidates if self.states.get(k) == State.RUNNING]
+                # nothing of ours runs: whatever is running was started by another process
+                external = [k for k in self.wanted if self.states.get(k) == State.RUNNING]
                 if external:
                     self._refresh_external(external)
                     continue
@@ -337,13 +338,15 @@ class BackfillJob:
 
     @with_reconnect("reading task instances run by others")
     def _refresh_external(self, keys: list[TaskKey]) -> None:
-        """Wait for instances another process is running, reading their state now and then."""
+        """Wait for instances another process is running, reading their state now and then (a
+        try whose process is gone, its heartbeat stale, is recorded as lost meanwhile)."""
         import time
 
         from flux.db import session_scope
         from flux.models import TaskInstance
 
         time.sleep(1.0)
+        self._recover_lost_tries()
         with session_scope() as session:
             for key in keys:
                 ti = session.get(TaskInstance, key)
