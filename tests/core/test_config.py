@@ -52,3 +52,21 @@ def test_set_persistent_keeps_other_keys(flux_env: Path) -> None:
     assert config.get("core", "fernet_key") == "abc"
     assert config.get("core", "parallelism") == 3
     assert (flux_env / "flux.toml").stat().st_mode & 0o777 == 0o600
+
+
+def test_pool_size_sets_the_server_connection_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flux.db import dispose_all, get_engine
+
+    url = "mysql+pymysql://root@127.0.0.1:3306/test"  # no connection is opened to build the pool
+    monkeypatch.setenv("FLUX__DATABASE__POOL_SIZE", "3")
+    reset_config()
+    dispose_all()
+    try:
+        assert get_engine(url, migrate=False).pool.size() == 3
+        dispose_all()
+        monkeypatch.setenv("FLUX__DATABASE__POOL_SIZE", "0")
+        reset_config()
+        with pytest.raises(ConfigError, match=r"pool_size must be at least 1, not 0"):
+            get_engine(url, migrate=False)
+    finally:
+        dispose_all()

@@ -38,7 +38,6 @@ def _defaults(home: Path) -> dict[str, dict[str, Any]]:
             "dagbag_import_timeout": 30.0,
             "max_active_runs_per_dag": 16,
             "max_xcom_size": 49344,
-            "default_pool_slots": 128,
             "killed_task_grace_seconds": 5.0,
         },
         "database": {

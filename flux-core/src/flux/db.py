@@ -84,6 +84,7 @@ def _build_engine(url: str) -> Engine:
         timeout = int(get_config().get("database", "connect_timeout", 10))
         kwargs["pool_pre_ping"] = True
         kwargs["pool_recycle"] = 1800
+        kwargs["pool_size"] = _pool_size()
         if backend in ("mysql", "mariadb"):
             kwargs["connect_args"] = {"connect_timeout": timeout, "charset": "utf8mb4"}
         elif backend == "postgresql":
@@ -100,6 +101,16 @@ def _build_engine(url: str) -> Engine:
     else:
         event.listen(engine, "do_connect", _connect_waiting(url))
     return engine
+
+
+def _pool_size() -> int:
+    """``[database] pool_size``: connections each process keeps open to a database server."""
+    from flux.exceptions import ConfigError
+
+    size = int(get_config().get("database", "pool_size", 5))
+    if size < 1:
+        raise ConfigError(f"[database] pool_size must be at least 1, not {size}")
+    return size
 
 
 def _check_fork() -> None:
