@@ -637,10 +637,12 @@ class Scheduler:
 
     def _within_limits(self, session: Any, ready: list[tuple[TaskKey, Any]],
                        dags: dict[str, DAG]) -> list[tuple[TaskKey, Any]]:
-        """Cut to the executor's free slots and the pools' free slots."""
+        """Cut to the executor's free slots (plus one waiting request per worker) and the pools'."""
         from flux.models import Pool, TaskInstance
 
-        slots = self.executor.open_slots - len(self.executor.pending)
+        # As in a backfill, one request waits per worker: a worker that ends a try starts the next
+        # at once instead of idling until the scheduler's pass is over and it collects the end.
+        slots = 2 * self.executor.parallelism - len(self.executor.running) - len(self.executor.pending)
         if slots <= 0 or not ready:
             return []
         pools = {dags[k[0]].get_task(k[1]).pool for k, _ in ready} - {None}
