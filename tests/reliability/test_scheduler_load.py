@@ -43,9 +43,9 @@ SAMPLE_SECONDS = 5.0
 WARM_UP_SHARE = 0.2
 #: the second scheduler finishes the runs in progress (at most 200 x 20 instances) within this
 DRAIN_BOUND_SECONDS = 600.0
-#: allowed growth of resident memory after the warm-up (see _assert_flat)
-MEMORY_MARGIN_MB = 16.0
-MEMORY_MARGIN_SHARE = 0.10
+#: allowed growth of resident memory after the warm-up, in MB (see _assert_flat)
+SCHEDULER_MARGIN_MB = 4.0
+WORKER_MARGIN_MB = 8.0
 
 DAG_BODY = '''
 import json
@@ -205,15 +205,19 @@ def _mb(kb: float) -> str:
     return f"{kb / 1024:.1f} MB"
 
 
-def _assert_flat(what: str, warm_kb: int, end_kb: int) -> None:
-    """At most 10 % + 16 MB above the warm-up's value.
+def _assert_flat(what: str, warm_kb: int, end_kb: int, margin_mb: float) -> None:
+    """The resident memory at the end is at most ``margin_mb`` above the warm-up's.
 
-    A leak that keeps even 1 KB per task instance (a list of keys, an ORM object per instance)
-    grows by ~20 MB over the default run's ~20,000 instances and more than that per dropped
-    session or event; the scheduler's steady state (200 DAGs parsed, a pool of connections, the
-    statement cache) is reached within the warm-up and then moves by a few MB at most.
+    The margins are absolute because a leak is: whatever it keeps per task instance, it keeps
+    for each of the ~10,000 instances the default run completes after the warm-up (45 a second
+    on a 2-core machine). The scheduler's RSS moved by less than 0.5 MB in every run once warm,
+    so 4 MB is noise with room to spare, and a leak of 400 bytes per instance (a list holding
+    each ended try's event, or each instance's key) exceeds it. A worker keeps each DAG file it
+    imported (about 30 KB per DAG here), and may still meet DAGs for the first time after the
+    warm-up: 8 MB covers the 200 DAGs, and is passed by a leak of 3 KB per instance (an ORM
+    object or a log handler per try) over the ~2,500 each of the four workers runs.
     """
-    limit = warm_kb * (1 + MEMORY_MARGIN_SHARE) + MEMORY_MARGIN_MB * 1024
+    limit = warm_kb + margin_mb * 1024
     assert end_kb <= limit, (f"{what} grew from {_mb(warm_kb)} after the warm-up to {_mb(end_kb)} "
                              f"at the end (limit {_mb(limit)})")
 
@@ -298,7 +302,8 @@ def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
 
     # memory: flat after the warm-up
     warm = load.at_or_after(LOAD_SECONDS * WARM_UP_SHARE)
-    first_sample = load.samples[0]
+    # the first look once the workers are forked (the DAG folder is parsed before that)
+    first_sample = next((s for s in load.samples if s.worker_kb), load.samples[0])
     done_during_load = last.succeeded
     report = {
         "load_seconds": LOAD_SECONDS,
@@ -315,11 +320,14 @@ def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
                                               for s in (first_sample, warm, last)],
         "warm_up_at_seconds": round(warm.at, 1),
         "scheduler_rss_mb_samples": [round(s.scheduler_kb / 1024, 1) for s in load.samples],
+        "workers_max_rss_mb_samples": [round(max(s.worker_kb.values(), default=0) / 1024, 1)
+                                       for s in load.samples],
         "succeeded_samples": [s.succeeded for s in load.samples],
     }
     for name, value in report.items():
         record_property(name, value)
     print("\nscheduler load:", json.dumps(report, indent=1))
-    _assert_flat("the scheduler's resident memory", warm.scheduler_kb, last.scheduler_kb)
+    _assert_flat("the scheduler's resident memory", warm.scheduler_kb, last.scheduler_kb,
+                 SCHEDULER_MARGIN_MB)
     _assert_flat("the workers' largest resident memory", max(warm.worker_kb.values()),
-                 max(last.worker_kb.values()))
+                 max(last.worker_kb.values()), WORKER_MARGIN_MB)
