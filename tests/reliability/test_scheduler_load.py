@@ -103,6 +103,7 @@ class Sample:
     scheduler_kb: int
     worker_kb: dict[int, int]
     succeeded: int
+    runs_in_progress: int
 
 
 @dataclass
@@ -163,7 +164,7 @@ def _sample(load: Load, started: float) -> Sample:
     workers = {pid: kb for pid in _children(load.scheduler_pid)
                if (kb := _rss_kb(pid)) is not None}
     sample = Sample(time.monotonic() - started, _rss_kb(load.scheduler_pid) or 0, workers,
-                    _count_succeeded())
+                    _count_succeeded(), _run_states()[DagRunState.RUNNING])
     load.samples.append(sample)
     return sample
 
@@ -259,10 +260,8 @@ def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
     drained = _wait(lambda: set(_run_states()) <= {DagRunState.SUCCESS, DagRunState.FAILED},
                     DRAIN_BOUND_SECONDS)
     drain_seconds = time.monotonic() - drain_started
+    left = _run_states()
     assert flux_processes.stop(second) == 0, flux_processes.output(second)[-3000:]
-    assert drained, f"runs still in progress after {DRAIN_BOUND_SECONDS:g} s: {_run_states()}"
-    for process in (first, second):
-        assert "Traceback" not in flux_processes.output(process)
 
     from sqlalchemy import select
 
@@ -275,32 +274,7 @@ def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
             TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.execution_date,
             TaskInstance.state, TaskInstance.try_number)).all()
 
-    # nothing lost: every instance of every run there is succeeded at its first try
-    assert {dag_id for dag_id, _, _ in runs} == set(dag_ids), "a DAG never got a run"
-    assert Counter(state for _, _, state in runs) == {DagRunState.SUCCESS: len(runs)}
-    assert len(instances) == len(runs) * TASKS_PER_DAG
-    run_keys = {(dag_id, when) for dag_id, when, _ in runs}
-    assert {(dag_id, when) for dag_id, _, when, _, _ in instances} == run_keys
-    not_done = [i for i in instances if i.state != State.SUCCESS or i.try_number != 1]
-    assert not not_done, f"{len(not_done)} instances not succeeded at try 1: {not_done[:10]}"
-
-    # nothing twice: one record line per instance, from its first try
-    executed = Counter()
-    for dag_id in dag_ids:
-        for line in lines(records / f"{dag_id}.txt"):
-            dag, task, when, tries, _pid = line.split(" ")
-            executed[(dag, task, datetime.fromisoformat(when).replace(tzinfo=None), tries)] += 1
-    expected = {(d, t, w.replace(tzinfo=None), "1") for d, t, w, _, _ in instances}
-    assert set(executed) == expected, (
-        f"executions without an instance: {sorted(set(executed) - expected)[:10]}; "
-        f"instances never executed: {sorted(expected - set(executed))[:10]}")
-    twice = {key: n for key, n in executed.items() if n != 1}
-    assert not twice, f"executed more than once: {list(twice.items())[:10]}"
-    started_tries = Counter(c.state for c in transitions(flux_processes.transitions))
-    assert started_tries[State.RUNNING] == len(instances), "a try was started twice (or never)"
-    assert started_tries[State.SUCCESS] == len(instances)
-
-    # memory: flat after the warm-up
+    # the numbers first, so that they are there when a check below fails
     warm = load.at_or_after(LOAD_SECONDS * WARM_UP_SHARE)
     # the first look once the workers are forked (the DAG folder is parsed before that)
     first_sample = next((s for s in load.samples if s.worker_kb), load.samples[0])
@@ -323,10 +297,41 @@ def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
         "workers_max_rss_mb_samples": [round(max(s.worker_kb.values(), default=0) / 1024, 1)
                                        for s in load.samples],
         "succeeded_samples": [s.succeeded for s in load.samples],
+        "runs_in_progress_samples": [s.runs_in_progress for s in load.samples],
     }
     for name, value in report.items():
         record_property(name, value)
     print("\nscheduler load:", json.dumps(report, indent=1))
+    assert drained, f"runs still in progress after {DRAIN_BOUND_SECONDS:g} s: {left}"
+    for process in (first, second):
+        assert "Traceback" not in flux_processes.output(process)
+
+    # nothing lost: every instance of every run there is succeeded at its first try
+    assert {dag_id for dag_id, _, _ in runs} == set(dag_ids), "a DAG never got a run"
+    assert Counter(state for _, _, state in runs) == {DagRunState.SUCCESS: len(runs)}
+    assert len(instances) == len(runs) * TASKS_PER_DAG
+    run_keys = {(dag_id, when) for dag_id, when, _ in runs}
+    assert {(dag_id, when) for dag_id, _, when, _, _ in instances} == run_keys
+    not_done = [i for i in instances if i.state != State.SUCCESS or i.try_number != 1]
+    assert not not_done, f"{len(not_done)} instances not succeeded at try 1: {not_done[:10]}"
+
+    # nothing twice: one record line per instance, from its first try
+    executed: Counter[tuple[str, str, datetime, str]] = Counter()
+    for dag_id in dag_ids:
+        for line in lines(records / f"{dag_id}.txt"):
+            dag, task, when, tries, _pid = line.split(" ")
+            executed[(dag, task, datetime.fromisoformat(when).replace(tzinfo=None), tries)] += 1
+    expected = {(d, t, w.replace(tzinfo=None), "1") for d, t, w, _, _ in instances}
+    assert set(executed) == expected, (
+        f"executions without an instance: {sorted(set(executed) - expected)[:10]}; "
+        f"instances never executed: {sorted(expected - set(executed))[:10]}")
+    twice = {key: n for key, n in executed.items() if n != 1}
+    assert not twice, f"executed more than once: {list(twice.items())[:10]}"
+    started_tries = Counter(c.state for c in transitions(flux_processes.transitions))
+    assert started_tries[State.RUNNING] == len(instances), "a try was started twice (or never)"
+    assert started_tries[State.SUCCESS] == len(instances)
+
+    # memory: flat after the warm-up
     _assert_flat("the scheduler's resident memory", warm.scheduler_kb, last.scheduler_kb,
                  SCHEDULER_MARGIN_MB)
     _assert_flat("the workers' largest resident memory", max(warm.worker_kb.values()),
