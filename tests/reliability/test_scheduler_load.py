@@ -12,7 +12,7 @@ newest run (no new runs), and a second scheduler finishes the runs in progress. 
 that no task instance was lost (every instance of every run succeeded), none ran twice (one
 record line and ``try_number == 1`` each, one ``running`` transition each), and that the resident
 memory of the scheduler and of its workers stayed flat after the warm-up. The numbers are printed
-(``pytest -s``) and attached to the test's report as properties.
+(``pytest -s``) and recorded as properties of the test suite (``--junitxml``).
 """
 
 from __future__ import annotations
@@ -209,14 +209,14 @@ def _mb(kb: float) -> str:
 def _assert_flat(what: str, warm_kb: int, end_kb: int, margin_mb: float) -> None:
     """The resident memory at the end is at most ``margin_mb`` above the warm-up's.
 
-    The margins are absolute because a leak is: whatever it keeps per task instance, it keeps
-    for each of the ~10,000 instances the default run completes after the warm-up (45 a second
-    on a 2-core machine). The scheduler's RSS moved by less than 0.5 MB in every run once warm,
-    so 4 MB is noise with room to spare, and a leak of 400 bytes per instance (a list holding
-    each ended try's event, or each instance's key) exceeds it. A worker keeps each DAG file it
-    imported (about 30 KB per DAG here), and may still meet DAGs for the first time after the
-    warm-up: 8 MB covers the 200 DAGs, and is passed by a leak of 3 KB per instance (an ORM
-    object or a log handler per try) over the ~2,500 each of the four workers runs.
+    The margins are absolute because a leak is: whatever it keeps per task instance, it keeps for
+    each of the more than 10,000 instances the default run completes after the warm-up (about 50
+    a second on a 2-core machine). Once warm, the scheduler's RSS moved by less than 0.5 MB in
+    every run, so 4 MB is noise with room to spare, and a leak of 400 bytes per instance (a list
+    holding each ended try's event, or each instance's key) exceeds it. A worker keeps each DAG
+    file it imported (about 30 KB per DAG here), and may still meet DAGs for the first time after
+    the warm-up: 8 MB covers the 200 DAGs, and is passed by a leak of 3 KB per try (an ORM object
+    or a log handler kept per try) over the ~3,000 tries each of the four workers runs.
     """
     limit = warm_kb + margin_mb * 1024
     assert end_kb <= limit, (f"{what} grew from {_mb(warm_kb)} after the warm-up to {_mb(end_kb)} "
@@ -226,7 +226,8 @@ def _assert_flat(what: str, warm_kb: int, end_kb: int, margin_mb: float) -> None
 @pytest.mark.timeout(LOAD_SECONDS + DRAIN_BOUND_SECONDS + 300)
 def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
         tmp_path: Path, mysql_url: str, monkeypatch: pytest.MonkeyPatch,
-        flux_processes: FluxProcesses, record_property: Callable[[str, object], None]) -> None:
+        flux_processes: FluxProcesses,
+        record_testsuite_property: Callable[[str, object], None]) -> None:
     from flux import config
     from flux.db import get_engine
 
@@ -300,7 +301,7 @@ def test_scheduler_under_load_loses_nothing_runs_nothing_twice_and_stays_flat(
         "runs_in_progress_samples": [s.runs_in_progress for s in load.samples],
     }
     for name, value in report.items():
-        record_property(name, value)
+        record_testsuite_property(f"scheduler_load_{name}", value)
     print("\nscheduler load:", json.dumps(report, indent=1))
     assert drained, f"runs still in progress after {DRAIN_BOUND_SECONDS:g} s: {left}"
     for process in (first, second):
