@@ -127,7 +127,7 @@ def postgres(session: nox.Session) -> None:
 def reliability(session: nox.Session) -> None:
     """Real faults against real processes: workers SIGKILLed mid-task, tasks killed before their
     first heartbeat, timeouts ignored by tasks, races on a lost try, random DAGs (hypothesis),
-    broken DAG files (flux-web for the DAG list's banner)."""
+    broken DAG files (flux-web for the DAG list's banner), 200 DAGs under load on MariaDB."""
     session.install(*_local("bash", "mysql", "web"), *TEST_DEPS)
     _pytest(session, "tests/reliability")
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from flux.dates import utcnow
 from flux.db import session_scope
 from flux.exceptions import SchedulerError
+from flux.executors.base import BaseExecutor, TaskEvent
 from flux.models import DagModel, DagRun, Job, TaskInstance
 from flux.scheduler import Scheduler
 from flux.state import State
@@ -90,6 +92,37 @@ def test_paused_dag_gets_no_runs_until_unpaused(tmp_path: Path) -> None:
         session.get(DagModel, "sleepy").is_paused = False
     run_scheduler(tmp_path / "dags", passes=8)
     assert [state for _, state in runs("sleepy")] == ["success", "success"]
+
+
+class HoldingExecutor(BaseExecutor):
+    """Takes requests and starts none of them: what a pass queues stays in ``pending``."""
+
+    executor_name = "holding"
+
+    def get_events(self, timeout: float = 0.0) -> list[TaskEvent]:
+        return []
+
+
+def test_a_pass_queues_one_waiting_request_per_worker_beyond_the_free_slots(tmp_path: Path) -> None:
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "wide.py").write_text(textwrap.dedent("""
+        from datetime import datetime
+        from flux import DAG
+        from flux.operators import EmptyOperator
+
+        with DAG("wide", start_date=datetime(2024, 1, 1), schedule_interval="@daily",
+                 catchup=False) as dag:
+            for i in range(7):
+                EmptyOperator(task_id=f"t{i}")
+    """))
+    executor = HoldingExecutor(parallelism=3)
+    scheduler = Scheduler(subdir=str(folder), executor=executor)
+    scheduler.folder.refresh()
+    for _ in range(3):  # the first pass creates the run; later ones find nothing more to queue
+        scheduler._pass()
+    assert len(executor.pending) == 6  # 2 x parallelism: one running and one waiting per worker
+    assert Counter(instance_states("wide")) == {State.QUEUED: 6, None: 1}
 
 
 def test_manual_trigger_runs_a_dag_without_schedule(tmp_path: Path) -> None:

@@ -499,7 +499,7 @@ class Scheduler:
     # --- task instances --------------------------------------------------------------------------
 
     def _schedule_instances(self, dags: dict[str, DAG]) -> None:
-        from flux.models import DagRun, TaskInstance
+        from flux.models import DagRun
         from flux.transitions import transition
 
         now = utcnow()
@@ -517,11 +517,9 @@ class Scheduler:
             for run in runs:
                 by_dag[run.dag_id].append(run)
                 run_of[(run.dag_id, run.execution_date)] = run
+            tis = self._instances_of(session, run_of)
             for dag_id, dag_runs in by_dag.items():
                 dag = dags[dag_id]
-                dates = [r.execution_date for r in dag_runs]
-                tis = {ti.key: ti for ti in session.execute(select(TaskInstance).where(
-                    TaskInstance.dag_id == dag_id, TaskInstance.execution_date.in_(dates))).scalars()}
                 for run in dag_runs:
                     states = self._ensure_instances(session, dag, run, tis)
                     if self._close_run(run, dag, states, now):
@@ -541,20 +539,56 @@ class Scheduler:
                         if outcome == RUN:
                             to_queue.append((key, ti))
                         elif outcome != WAIT:
-                            transition(session, ti, outcome, expect_state=ti.state,
-                                       expect_try=ti.try_number, end_date=now)
+                            loaded = self._loaded(session, ti)
+                            if loaded is not None:
+                                transition(session, loaded, outcome, expect_state=ti.state,
+                                           expect_try=ti.try_number, end_date=now)
                             states[task.task_id] = outcome
             to_queue.sort(key=lambda item: (-item[1].priority_weight, item[0][2]))
             chosen = self._within_limits(session, to_queue, dags)
             queued = []
-            for key, ti in chosen:
-                if transition(session, ti, State.QUEUED, expect_state=ti.state,
-                              expect_try=ti.try_number, queued_at=now, job_id=self.job_id):
+            for key, seen in chosen:
+                ti = self._loaded(session, seen)
+                if ti is not None and transition(
+                        session, ti, State.QUEUED, expect_state=seen.state,
+                        expect_try=seen.try_number, queued_at=now, job_id=self.job_id):
                     run = run_of[(key[0], key[2])]
                     queued.append((key, ti.try_number, dags[key[0]], run.run_id, run.conf))
         for key, tries, dag, run_id, conf in queued:
             self.queued_keys.add(key)
             self.executor.queue_task(self._request(key, tries, dag, run_id, conf))
+
+    @staticmethod
+    def _instances_of(session: Any, run_of: dict[tuple[str, datetime], Any]) -> dict[TaskKey, Any]:
+        """The instances of the runs in ``run_of``, in one query of the columns a pass decides on.
+
+        Whole ORM objects (two dozen columns, rendered fields and notes among them) are loaded
+        only for the few instances a pass changes (see :meth:`_loaded`): loading every instance
+        of every running run, DAG by DAG, made a pass over 200 runs of 20 tasks cost a fifth of a
+        second on MariaDB, and a pass queues no more than the executor's free slots.
+        """
+        from flux.models import DagRun, TaskInstance
+
+        rows = session.execute(
+            select(TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.execution_date,
+                   TaskInstance.state, TaskInstance.try_number, TaskInstance.next_try_at,
+                   TaskInstance.priority_weight)
+            .join(DagRun, (DagRun.dag_id == TaskInstance.dag_id)
+                  & (DagRun.execution_date == TaskInstance.execution_date))
+            .where(DagRun.state == DagRunState.RUNNING,
+                   DagRun.dag_id.in_(sorted({dag_id for dag_id, _ in run_of}))))
+        # a run locked by another scheduler is running too: its instances are not this pass's
+        return {(r.dag_id, r.task_id, r.execution_date): r for r in rows
+                if (r.dag_id, r.execution_date) in run_of}
+
+    @staticmethod
+    def _loaded(session: Any, ti: Any) -> Any:
+        """The ORM object of an instance :meth:`_instances_of` read (None if it is gone)."""
+        from flux.models import TaskInstance
+
+        if isinstance(ti, TaskInstance):  # created by this pass
+            return ti
+        return session.get(TaskInstance, (ti.dag_id, ti.task_id, ti.execution_date))
 
     def _ensure_instances(self, session: Any, dag: DAG, run: Any,
                           tis: dict[TaskKey, Any]) -> dict[str, str | None]:
@@ -603,10 +637,12 @@ class Scheduler:
 
     def _within_limits(self, session: Any, ready: list[tuple[TaskKey, Any]],
                        dags: dict[str, DAG]) -> list[tuple[TaskKey, Any]]:
-        """Cut to the executor's free slots and the pools' free slots."""
+        """Cut to the executor's free slots (plus one waiting request per worker) and the pools'."""
         from flux.models import Pool, TaskInstance
 
-        slots = self.executor.open_slots - len(self.executor.pending)
+        # As in a backfill, one request waits per worker: a worker that ends a try starts the next
+        # at once instead of idling until the scheduler's pass is over and it collects the end.
+        slots = 2 * self.executor.parallelism - len(self.executor.running) - len(self.executor.pending)
         if slots <= 0 or not ready:
             return []
         pools = {dags[k[0]].get_task(k[1]).pool for k, _ in ready} - {None}
