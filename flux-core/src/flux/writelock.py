@@ -3,8 +3,8 @@
 SQLite lets one connection write at a time. A writer that finds the database locked sleeps in
 SQLite's busy handler: 1 ms, then 2, 5, 10 ms and more. A backfill's processes each commit a few
 times per task instance, every commit taking a fraction of a millisecond, so they kept finding
-each other's locks and sleeping far longer than the writes took (about 600 such sleeps for 1,000
-task instances). Flux's short write transactions (:func:`flux.db.transaction`) now first take an
+each other's locks and sleeping far longer than the writes took (hundreds of such sleeps for
+1,000 task instances). Flux's short write transactions (:func:`flux.db.transaction`) now first take an
 advisory ``flock`` on a file beside the database; the kernel hands it to the next waiter the moment
 it is released. Other programs that open the database are unaffected: SQLite's own locking still
 protects it, this only keeps Flux's writers from colliding.
