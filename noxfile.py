@@ -55,8 +55,10 @@ def _has_tests(folder: str) -> bool:
     )
 
 
-def _pytest(session: nox.Session, *folders: str, database: str = "sqlite") -> None:
-    """Run pytest over the folders that hold tests; skip the session when none does yet."""
+def _pytest(session: nox.Session, *folders: str, database: str = "sqlite",
+            options: tuple[str, ...] = ()) -> None:
+    """Run pytest (with ``options``) over the folders that hold tests; skip the session when none
+    does yet."""
     present = [folder for folder in folders if _has_tests(folder)]
     if not present:
         session.skip(f"no tests yet in {', '.join(folders)}")
@@ -64,7 +66,7 @@ def _pytest(session: nox.Session, *folders: str, database: str = "sqlite") -> No
         session.log(f"{folder} holds no tests yet; skipped")
     # Exit code 5 ("no tests collected") is what an emptied selection gives: not a failure here.
     session.run(
-        "pytest", *PYTEST_ARGS, *present, *session.posargs,
+        "pytest", *PYTEST_ARGS, *options, *present, *session.posargs,
         env={"FLUX_TEST_DATABASE": database},
         success_codes=[0, 5],
     )
@@ -102,11 +104,18 @@ for _name in PLUGINS:
     _plugin_session(_name)
 
 
+#: minutes-long tests that the reliability session runs; run again by `all` they only cost time
+RELIABILITY_ONLY = ("tests/reliability/test_scheduler_load.py",
+                    "tests/reliability/test_metadata_db_outage.py")
+
+
 @nox.session(name="all")
 def all_(session: nox.Session) -> None:
-    """Every distribution and example plugin installed together: tests/ and the examples' tests."""
+    """Every distribution and example plugin installed together: tests/ and the examples' tests
+    (but for the load and database-outage tests, which the reliability session runs)."""
     session.install(*_local(*PLUGINS, examples=True), *TEST_DEPS)
-    _pytest(session, "tests", *(f"{folder}/tests" for folder in _example_plugins()))
+    _pytest(session, "tests", *(f"{folder}/tests" for folder in _example_plugins()),
+            options=tuple(f"--ignore={path}" for path in RELIABILITY_ONLY))
 
 
 @nox.session
